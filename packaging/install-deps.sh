@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# The one list of every Debian 12 (bookworm) package cloak's build, tests and runtime need.
+# Idempotent: installs only what is missing, running `apt-get update` once, and only then.
+#
+#   packaging/install-deps.sh            install what is missing (root)
+#   packaging/install-deps.sh --list     print the list, one package a line
+#   packaging/install-deps.sh --missing  print what is not installed; exit 1 if anything is
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential     # gcc, make, libc headers
+    cmake               # >= 3.25 (CMakePresets.json v4)
+    ninja-build
+    pkg-config
+    clang               # the second compiler CI builds with; libFuzzer
+    libclang-rt-14-dev  # clang's sanitizer and libFuzzer runtimes
+    # libraries (lib/)
+    libjansson-dev      # JSON
+    # tests
+    libcmocka-dev       # unit tests
+    python3             # toml-test runner (../shared/conformance/toml-test/run.py)
+)
+
+missing() {
+    local p
+    for p in "${packages[@]}"; do
+        if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
+            echo "$p"
+        fi
+    done
+}
+
+case "${1:-}" in
+--list)
+    printf '%s\n' "${packages[@]}"
+    exit 0
+    ;;
+--missing)
+    m=$(missing)
+    [ -z "$m" ] || { echo "$m"; exit 1; }
+    exit 0
+    ;;
+"") ;;
+*)
+    echo "usage: $0 [--list|--missing]" >&2
+    exit 2
+    ;;
+esac
+
+mapfile -t todo < <(missing)
+if [ "${#todo[@]}" -eq 0 ]; then
+    echo "install-deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing ${todo[*]}; run as root to install them" >&2
+    exit 1
+fi
+echo "install-deps: installing ${todo[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${todo[@]}"
