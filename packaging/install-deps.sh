@@ -17,11 +17,15 @@ packages=(
     pkg-config
     clang               # the second compiler CI builds with; libFuzzer
     libclang-rt-14-dev  # clang's sanitizer and libFuzzer runtimes
-    # libraries (lib/)
+    protobuf-c-compiler # protoc-c: C code from proto/ at build time
+    # libraries (lib/, proto/)
     libjansson-dev      # JSON
+    libprotobuf-c-dev   # protobuf-c runtime
     # tests
     libcmocka-dev       # unit tests
     python3             # toml-test runner (../shared/conformance/toml-test/run.py)
+    golang-go                          # Go peers for interop tests (GOPATH mode, offline)
+    golang-github-containerd-ttrpc-dev # containerd's ttrpc 1.1.1: interop peer and baseline
 )
 
 missing() {
