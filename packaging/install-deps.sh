@@ -21,8 +21,10 @@ packages=(
     # libraries (lib/, proto/)
     libjansson-dev      # JSON
     libprotobuf-c-dev   # protobuf-c runtime
+    libssl-dev          # OpenSSL libcrypto: initdata digests and base64 (vmm/)
     # tests
     libcmocka-dev       # unit tests
+    libxml2-utils       # xmllint: well-formedness checks of generated libvirt XML
     python3             # toml-test runner (../shared/conformance/toml-test/run.py)
     golang-go                          # Go peers for interop tests (GOPATH mode, offline)
     golang-github-containerd-ttrpc-dev # containerd's ttrpc 1.1.1: interop peer and baseline
