@@ -126,6 +126,8 @@ typedef struct vmm_vm {
     unsigned vcpus;           /* after annotation overrides */
     unsigned memory_mib;
     char *kernel_cmdline;     /* the whole -append / <cmdline> */
+    char *netns_path;         /* net=tap: the pod's network namespace (e.g. /var/run/netns/x) */
+    char *pod_ifname;         /* net=tap: the pod's interface inside it (e.g. eth0) */
     bool has_initdata;
     vmm_digest initdata_alg;
     uint8_t initdata_digest[64]; /* the digest, of the length its algorithm gives */
@@ -204,6 +206,8 @@ typedef struct vmm_vm_params {
     const char *state_dir; /* absolute */
     const char *uuid;      /* NULL: derived from id (stable, so dry runs are repeatable) */
     unsigned vsock_cid;    /* 0: 3 (the caller allocates real CIDs) */
+    const char *netns_path; /* net=tap: the pod's network namespace */
+    const char *pod_ifname; /* net=tap: its interface to mirror (default "eth0") */
     const char *initdata;  /* initdata TOML bytes, or NULL */
     size_t initdata_len;
     vmm_host host;
@@ -227,3 +231,58 @@ int vmm_qemu_argv(const vmm_vm *vm, char ***ret_argv, cc_error **err);
  * (tap networking). */
 int vmm_libvirt_xml(const vmm_vm *vm, char **ret_xml, cc_error **err);
 char **vmm_strv_free(char **v);
+
+/* ---- running VMs (instance.c, qemu-backend.c, libvirt/ plugin) --------------------------- */
+
+typedef struct cc_loop cc_loop;
+typedef struct vmm_instance vmm_instance;
+
+/*
+ * Called once, on the loop thread, when the VM is gone for whatever reason: the guest
+ * powered off, QEMU crashed or was killed, libvirt destroyed it, or vmm_instance_stop()
+ * finished. exit_status: QEMU's exit code, or 128+signal when it was killed; reason: a short
+ * text ("guest powered off", "qemu killed by signal 9", "libvirt: crashed"). The instance
+ * stays valid until vmm_instance_free().
+ */
+typedef void (*vmm_exit_fn)(vmm_instance *inst, int exit_status, const char *reason,
+                            void *userdata);
+
+/*
+ * Starts the VM on the given backend (AUTO is resolved here: libvirt when it supports the
+ * profile on this host, else qemu; the choice and the reason are logged). Creates
+ * vm->state_dir (mode 0711) if needed. Returns once QEMU runs (qemu: QMP answered; libvirt:
+ * virDomainCreateXML returned). A VM never outlives its controller by accident: the qemu
+ * backend makes QEMU die with this process (PR_SET_PDEATHSIG) and records qemu.pid for
+ * vmm_cleanup(); the libvirt backend uses VIR_DOMAIN_START_AUTODESTROY.
+ * Blocks for the start (seconds at most). Loop thread only.
+ */
+int vmm_start(cc_loop *loop, const vmm_vm *vm, vmm_backend backend, vmm_exit_fn on_exit,
+              void *userdata, vmm_instance **ret, cc_error **err);
+/*
+ * Stops the VM: QMP "quit" (qemu) or virDomainDestroy (libvirt), then SIGKILL if it is not
+ * gone within timeout_usec. on_exit runs (once) before this returns. Idempotent.
+ */
+int vmm_instance_stop(vmm_instance *inst, uint64_t timeout_usec, cc_error **err);
+/* Stops the VM if it still runs, removes the state files it created; NULL-safe. */
+vmm_instance *vmm_instance_free(vmm_instance *inst);
+CC_DEFINE_CLEANUP(vmm_instance, vmm_instance_free)
+/* QEMU's pid (0 when gone), the backend actually used, and where the agent listens:
+ * "unix:<state_dir>/agent.sock" (serial) or "vsock:<cid>:1024". */
+int vmm_instance_pid(const vmm_instance *inst);
+vmm_backend vmm_instance_backend(const vmm_instance *inst);
+const char *vmm_instance_agent_address(const vmm_instance *inst);
+/* <state_dir>/console.log: the guest's serial console. */
+const char *vmm_instance_console_path(const vmm_instance *inst);
+
+/*
+ * After a controller crash: kills a QEMU still recorded in <state_dir>/qemu.pid (only when
+ * /proc/<pid>/cmdline shows it is that state dir's QEMU), destroys a libvirt domain
+ * "cloak-<id>" if the libvirt backend recorded one, and removes the state files. Idempotent;
+ * a missing state_dir is success.
+ */
+int vmm_cleanup(const char *state_dir, cc_error **err);
+
+/* ---- host capabilities (probe.c) ---------------------------------------------------------- */
+
+/* /dev/kvm and /dev/vhost-vsock usable by this process. Never fails. */
+void vmm_host_probe(vmm_host *ret);
