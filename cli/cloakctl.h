@@ -4,3 +4,4 @@
 #pragma once
 
 int cloakctl_vm_config(int argc, char **argv);
+int cloakctl_check(int argc, char **argv);

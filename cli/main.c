@@ -15,6 +15,7 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *help;
 } commands[] = {
+    {"check", cloakctl_check, "which profiles this host can run, and why not"},
     {"vm-config", cloakctl_vm_config, "print the QEMU argv or libvirt XML a config launches"},
 };
 

@@ -22,7 +22,14 @@ packages=(
     libjansson-dev      # JSON
     libprotobuf-c-dev   # protobuf-c runtime
     libssl-dev          # OpenSSL libcrypto: initdata digests and base64 (vmm/)
+    libvirt-dev         # libvirt client API for the libvirt backend plugin (vmm/libvirt/)
+    # runtime: the libvirt backend (qemu:///system) and the qemu backend
+    libvirt-daemon-system # libvirtd + virtlogd + the QEMU driver (no systemd needed: -d)
+    libvirt-clients     # virsh: integration tests check domains are gone
+    qemu-system-x86     # qemu-system-x86_64 (both backends)
     # tests
+    cpio                # the integration test guest's initramfs (test/integration/guest)
+    procps              # pgrep/pkill: tests check no QEMU outlives them
     libcmocka-dev       # unit tests
     libxml2-utils       # xmllint: well-formedness checks of generated libvirt XML
     python3             # toml-test runner (../shared/conformance/toml-test/run.py)

@@ -14,7 +14,12 @@ mkdir -p "$out/cache"
 out=$(cd "$out" && pwd)
 
 if [ ! -s "$out/vmlinuz" ]; then
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    resolve() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+    pkg=$(resolve)
+    if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq >/dev/null 2>&1 || true # no package lists yet on a fresh machine
+        pkg=$(resolve)
+    fi
     [ -n "$pkg" ] || { echo "build.sh: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
     deb=$(ls "$out"/cache/"$pkg"_*.deb 2>/dev/null | head -n1 || true)
     if [ -z "$deb" ]; then
