@@ -5,8 +5,8 @@
 # embedded environment (private containerd, cloak-snapshotter, a local registry) and run a
 # confidential pod through CRI, printing its output and where the time went.
 #
-# Today (foundation stage) it installs what is missing, builds everything into build/, and
-# reports which parts exist. The pod demo arrives with the end-to-end issue.
+# Today it installs what is missing, builds everything into build/, and shows what this host
+# can run (cloakctl check). The pod demo arrives with the end-to-end issue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
@@ -20,6 +20,9 @@ for b in build/shim/containerd-shim-cloak-v2 build/snapshotter/cloak-snapshotter
     printf '  %-40s %s\n' "$b" "$("$b" --version)"
 done
 echo
-echo "cloak is at its foundation stage: lib/ (errors, logging, event loop, JSON, in-root path"
-echo "resolution, TOML 1.0) is done and tested; the components above are placeholders."
-echo "No confidential pod runs yet. See README.md, 'Status'."
+echo "what this host can run (cloakctl check):"
+build/cli/cloakctl check --config configs/cloak-dev.toml || true
+echo
+echo "cloak's shared library, protocols (ttrpc, containerd/CRI/Kata protos) and VM launcher"
+echo "(vmm/: QEMU and libvirt, none/SEV/SEV-SNP/TDX) are done and tested; the shim, agent and"
+echo "snapshotter are still placeholders, so no confidential pod runs yet. See README.md, 'Status'."
