@@ -27,9 +27,11 @@ packages=(
     libvirt-daemon-system # libvirtd + virtlogd + the QEMU driver (no systemd needed: -d)
     libvirt-clients     # virsh: integration tests check domains are gone
     qemu-system-x86     # qemu-system-x86_64 (both backends)
+    iproute2            # tc and ip for tap networking (net = "tap", vmm/tap.c)
     # tests
     cpio                # the integration test guest's initramfs (test/integration/guest)
     procps              # pgrep/pkill: tests check no QEMU outlives them
+    iputils-ping        # ping: traffic through the tap in test/integration/vmm/qemu-tap.sh
     libcmocka-dev       # unit tests
     libxml2-utils       # xmllint: well-formedness checks of generated libvirt XML
     python3             # toml-test runner (../shared/conformance/toml-test/run.py)

@@ -12,6 +12,12 @@
  * The child runs in its own session (setsid) so a terminal's signals meant for us do not
  * reach it, reads /dev/null, writes QEMU's own messages to <state>/qemu.log and keeps no
  * fd of ours (close_range) except, for net=tap, the tap fd as fd 3.
+ *
+ * net=tap (tap.c): before the fork we create the tap in vm->netns_path with tc mirred
+ * redirection to and from vm->pod_ifname; after the fork only QEMU holds the tap fd, so the
+ * tap disappears with QEMU. The tc rules on the pod interface are removed when QEMU is gone
+ * (on_child) or when the instance is freed, whichever comes first; that runs tc briefly on
+ * the loop thread.
  */
 #include "backend.h"
 #include "fs.h"
@@ -19,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "qmp.h"
+#include "tap.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -45,6 +52,8 @@ struct vmm_backend_instance {
     vmm_qmp *qmp;
     char *state_dir;
     char *shutdown_reason; /* from the SHUTDOWN event, if any */
+    char *netns_path;      /* net=tap with tc rules still installed; else NULL */
+    char *pod_ifname;
     bool gone;
     void (*exited)(int exit_status, const char *reason, void *ctx);
     void *ctx;
@@ -86,6 +95,21 @@ shutdown_text(const char *reason)
     return NULL;
 }
 
+/* Removes the tc rules of net=tap once (the tap itself went with QEMU's fd). */
+static void
+tap_teardown(vmm_backend_instance *bi)
+{
+    _cleanup_error_ cc_error *e = NULL;
+
+    if (!bi->netns_path)
+        return;
+    if (vmm_tap_teardown(bi->netns_path, bi->pod_ifname, VMM_TAP_NAME, &e) < 0)
+        cc_log_error(CC_LOG_DEBUG, e, "qemu for '%s'", bi->state_dir);
+    free(bi->netns_path);
+    free(bi->pod_ifname);
+    bi->netns_path = bi->pod_ifname = NULL;
+}
+
 static int
 on_child(cc_loop_source *s, const siginfo_t *si, void *userdata)
 {
@@ -113,6 +137,7 @@ on_child(cc_loop_source *s, const siginfo_t *si, void *userdata)
     bi->gone = true;
     bi->pid = 0;
     bi->qmp = vmm_qmp_free(bi->qmp);
+    tap_teardown(bi);
     cc_log(CC_LOG_DEBUG, "qemu for '%s' gone: %s", bi->state_dir, reason);
     bi->exited(status, reason, bi->ctx);
     return 0;
@@ -262,6 +287,7 @@ qemu_free(vmm_backend_instance *bi)
     if (!bi->gone && bi->pid > 0)
         abort_child(bi); /* the VM must be gone; make sure, without a callback */
     cc_loop_source_free(bi->child);
+    tap_teardown(bi);
     free(bi->shutdown_reason);
     free(bi->state_dir);
     free(bi);
@@ -288,13 +314,14 @@ qemu_start(cc_loop *loop, const vmm_vm *vm,
            vmm_backend_instance **ret, int *ret_pid, cc_error **err)
 {
     _cleanup_(vmm_strv_freep) char **argv = NULL;
+    _cleanup_close_ int tap_fd = -EBADF;
     vmm_backend_instance *bi;
     int r;
 
-    if (vm->config->net == VMM_NET_TAP)
-        return cc_error_msg(err, -EOPNOTSUPP,
-                            "start qemu: network 'tap' needs a tap device in the pod's network "
-                            "namespace, which this build cannot create yet");
+    if (vm->config->net == VMM_NET_TAP && !vm->netns_path)
+        return cc_error_msg(err, -EINVAL,
+                            "start qemu: network 'tap' needs netns_path (the pod's network "
+                            "namespace), which is not set");
     r = vmm_qemu_argv(vm, &argv, err);
     if (r < 0)
         return cc_error_prefix(err, r, "start qemu");
@@ -305,7 +332,19 @@ qemu_start(cc_loop *loop, const vmm_vm *vm,
     bi->state_dir = cc_xstrdup(vm->state_dir);
     bi->exited = exited;
     bi->ctx = ctx;
-    r = spawn(vm, argv, -1, &bi->pid, err);
+    if (vm->config->net == VMM_NET_TAP) {
+        const char *ifname = vm->pod_ifname ? vm->pod_ifname : "eth0";
+        r = vmm_tap_setup(vm->netns_path, ifname, VMM_TAP_NAME, &tap_fd, err);
+        if (r < 0) {
+            bi->gone = true;
+            qemu_free(bi);
+            return cc_error_prefix(err, r, "start qemu");
+        }
+        bi->netns_path = cc_xstrdup(vm->netns_path);
+        bi->pod_ifname = cc_xstrdup(ifname);
+    }
+    r = spawn(vm, argv, tap_fd, &bi->pid, err);
+    tap_fd = cc_close(tap_fd); /* QEMU holds the tap now; it goes when QEMU exits */
     if (r < 0) {
         bi->gone = true;
         qemu_free(bi);

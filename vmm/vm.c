@@ -65,6 +65,41 @@ check_state_dir(const char *dir, cc_error **err)
     return 0;
 }
 
+/* A Linux interface name: 1..15 bytes (IFNAMSIZ - 1), no '/', ':', whitespace; not "." or "..". */
+static bool
+ifname_is_valid(const char *n)
+{
+    size_t len = strlen(n);
+
+    if (len == 0 || len > 15 || cc_streq(n, ".") || cc_streq(n, ".."))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (n[i] <= ' ' || n[i] == '/' || n[i] == ':' || n[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* net=tap facts: the netns may be unset here (dry runs); the qemu backend requires it. */
+static int
+fill_pod_net(vmm_vm *vm, const vmm_vm_params *p, cc_error **err)
+{
+    const char *ifname = p->pod_ifname ? p->pod_ifname : "eth0";
+
+    if (p->netns_path) {
+        if (p->netns_path[0] != '/')
+            return cc_error_msg(err, -EINVAL, "netns_path '%s': must be an absolute path",
+                                p->netns_path);
+        vm->netns_path = cc_xstrdup(p->netns_path);
+    }
+    if (!ifname_is_valid(ifname))
+        return cc_error_msg(err, -EINVAL,
+                            "pod_ifname '%s': not an interface name (1-15 bytes, no '/', ':' "
+                            "or whitespace)",
+                            ifname);
+    vm->pod_ifname = cc_xstrdup(ifname);
+    return 0;
+}
+
 static bool
 uuid_is_valid(const char *u)
 {
@@ -165,6 +200,9 @@ vm_fill(vmm_vm *vm, const vmm_config *c, const vmm_vm_params *p, cc_error **err)
         if (r < 0)
             return r;
     }
+    r = fill_pod_net(vm, p, err);
+    if (r < 0)
+        return r;
     r = resolve_accel(c, &p->host, &vm->accel, err);
     if (r < 0)
         return r;
@@ -212,6 +250,8 @@ vmm_vm_free(vmm_vm *vm)
     free(vm->uuid);
     free(vm->state_dir);
     free(vm->kernel_cmdline);
+    free(vm->netns_path);
+    free(vm->pod_ifname);
     free(vm);
     return NULL;
 }

@@ -4,8 +4,11 @@
  * vmm-run: boots one VM through vmm_start() for the integration tests.
  *
  *   vmm-run --config FILE --state-dir DIR [--backend qemu|libvirt|auto] [--kernel K
- *           --initrd I] [--append-param P]... [--id ID] [-v]
+ *           --initrd I] [--append-param P]... [--id ID] [--netns PATH [--pod-if NAME]] [-v]
  *   vmm-run --cleanup DIR
+ *
+ * --netns sets network "tap" for this run: a tap in that network namespace, mirrored to and
+ * from --pod-if (default eth0) with tc, as Kata's tcfilter networking.
  *
  * Prints "started backend=<b> pid=<pid>" once the VM runs; SIGTERM/SIGINT stop it (exit 0);
  * when the VM goes by itself, prints "exited status=<n> reason=<...>" and exits 0.
@@ -31,7 +34,7 @@ typedef struct run_ctx {
 } run_ctx;
 
 typedef struct run_args {
-    const char *config, *state_dir, *kernel, *initrd, *id, *cleanup;
+    const char *config, *state_dir, *kernel, *initrd, *id, *cleanup, *netns, *pod_if;
     vmm_backend backend;
     char *append; /* owned */
     bool verbose;
@@ -62,7 +65,8 @@ static int
 usage(void)
 {
     fprintf(stderr, "usage: vmm-run --config FILE --state-dir DIR [--backend qemu|libvirt|auto]"
-                    " [--kernel K --initrd I] [--append-param P]... [--id ID] [-v]\n"
+                    " [--kernel K --initrd I] [--append-param P]... [--id ID]"
+                    " [--netns PATH [--pod-if NAME]] [-v]\n"
                     "       vmm-run --cleanup DIR\n");
     return 2;
 }
@@ -75,7 +79,8 @@ parse_args(int argc, char **argv, run_args *a)
         {"backend", required_argument, NULL, 'b'}, {"kernel", required_argument, NULL, 'k'},
         {"initrd", required_argument, NULL, 'i'},  {"append-param", required_argument, NULL, 'a'},
         {"id", required_argument, NULL, 'I'},      {"cleanup", required_argument, NULL, 'C'},
-        {"verbose", no_argument, NULL, 'v'},       {},
+        {"verbose", no_argument, NULL, 'v'},       {"netns", required_argument, NULL, 'n'},
+        {"pod-if", required_argument, NULL, 'p'},  {},
     };
     int c;
 
@@ -90,6 +95,8 @@ parse_args(int argc, char **argv, run_args *a)
         case 'I': a->id = optarg; break;
         case 'C': a->cleanup = optarg; break;
         case 'v': a->verbose = true; break;
+        case 'n': a->netns = optarg; break;
+        case 'p': a->pod_if = optarg; break;
         case 'b':
             a->backend = vmm_backend_from_string(optarg);
             if (a->backend < 0)
@@ -105,7 +112,8 @@ parse_args(int argc, char **argv, run_args *a)
             return -EINVAL;
         }
     }
-    if (optind != argc || (!a->cleanup && (!a->config || !a->state_dir)))
+    if (optind != argc || (!a->cleanup && (!a->config || !a->state_dir)) ||
+        (a->pod_if && !a->netns))
         return -EINVAL;
     return 0;
 }
@@ -142,6 +150,8 @@ adjust_config(vmm_config *c, const run_args *a, cc_error **err)
         free(c->kernel_params);
         c->kernel_params = p;
     }
+    if (a->netns)
+        c->net = VMM_NET_TAP;
     if (c->kernel && c->initrd)
         return 0;
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -164,8 +174,14 @@ run(const run_args *a, cc_error **err)
 
     if ((r = vmm_config_load(a->config, &c, err)) < 0 || (r = adjust_config(c, a, err)) < 0)
         return r;
+    p.netns_path = a->netns ? absolute(a->netns) : NULL; /* freed below */
+    p.pod_ifname = a->pod_if;
     vmm_host_probe(&p.host);
-    if ((r = vmm_vm_new(c, &p, &vm, err)) < 0 || (r = cc_loop_new(&loop, err)) < 0)
+    r = vmm_vm_new(c, &p, &vm, err);
+    free((char *)p.netns_path);
+    if (r < 0)
+        return r;
+    if ((r = cc_loop_new(&loop, err)) < 0)
         return r;
     if ((r = cc_loop_add_signal(loop, SIGTERM, on_signal, &ctx, NULL, err)) < 0 ||
         (r = cc_loop_add_signal(loop, SIGINT, on_signal, &ctx, NULL, err)) < 0)

@@ -11,7 +11,7 @@ set_tests_properties(integration/vmm-guest-build PROPERTIES
                      LABELS integration FIXTURES_SETUP vmm-guest TIMEOUT 600)
 
 foreach(case qemu-boot qemu-poweroff qemu-sigkill qemu-start-fail
-             qemu-stop-timeout qemu-cleanup-live)
+             qemu-stop-timeout qemu-cleanup-live qemu-tap)
   add_test(NAME integration/vmm-${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/vmm/${case}.sh
                    $<TARGET_FILE:vmm-run> ${CMAKE_SOURCE_DIR}/configs/cloak-dev.toml

@@ -130,6 +130,39 @@ test_tap(void **state)
 }
 
 static void
+test_pod_net(void **state)
+{
+    vmm_config c = base_config(VMM_PROFILE_NONE);
+    vmm_vm_params p = base_params();
+    _cleanup_error_ cc_error *err = NULL;
+    _cleanup_(vmm_vm_freep) vmm_vm *vm = NULL;
+
+    c.net = VMM_NET_TAP;
+    assert_int_equal(vmm_vm_new(&c, &p, &vm, &err), 0);
+    assert_null(vm->netns_path);
+    assert_string_equal(vm->pod_ifname, "eth0");
+    vm = vmm_vm_free(vm);
+    p.netns_path = "/var/run/netns/pod";
+    p.pod_ifname = "veth_pod0";
+    assert_int_equal(vmm_vm_new(&c, &p, &vm, &err), 0);
+    assert_string_equal(vm->netns_path, "/var/run/netns/pod");
+    assert_string_equal(vm->pod_ifname, "veth_pod0");
+    vm = vmm_vm_free(vm);
+    p.netns_path = "netns/pod";
+    assert_int_equal(vmm_vm_new(&c, &p, &vm, &err), -EINVAL);
+    assert_non_null(strstr(cc_error_message(err), "netns_path"));
+    err = cc_error_free(err);
+    p.netns_path = "/var/run/netns/pod";
+    p.pod_ifname = "sixteen-bytes-ab";
+    assert_int_equal(vmm_vm_new(&c, &p, &vm, &err), -EINVAL);
+    assert_non_null(strstr(cc_error_message(err), "pod_ifname"));
+    err = cc_error_free(err);
+    p.pod_ifname = "a/b";
+    assert_int_equal(vmm_vm_new(&c, &p, &vm, &err), -EINVAL);
+    assert_null(vm);
+}
+
+static void
 test_tee_serial_channel(void **state)
 {
     vmm_config c = base_config(VMM_PROFILE_SEV_SNP);
@@ -201,6 +234,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refuses_bad_params), cmocka_unit_test(test_tee_needs_kvm),
         cmocka_unit_test(test_uuid_stable),        cmocka_unit_test(test_tap),
+        cmocka_unit_test(test_pod_net),
         cmocka_unit_test(test_tee_serial_channel), cmocka_unit_test(test_first_error_wins),
         cmocka_unit_test(test_escaping),
     };
