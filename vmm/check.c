@@ -71,9 +71,12 @@ run_capture(char *const *argv, int timeout_ms, char **ret_out, cc_error **err)
         clock_gettime(CLOCK_MONOTONIC, &now);
         long left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
         struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+        int pr = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
             kill(pid, SIGKILL);
-            r = -ETIMEDOUT;
+            r = pr == 0 ? -ETIMEDOUT : -errno;
             break;
         }
         if (len + 1 >= cap && cap < QEMU_OUTPUT_MAX)

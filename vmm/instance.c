@@ -69,6 +69,10 @@ choose_auto(const vmm_vm *vm)
     const char *uri = vm->config->libvirt_uri;
     bool ok = false;
 
+    if (vm->config->net == VMM_NET_TAP) {
+        cc_log(CC_LOG_INFO, "backend auto: using qemu: tap networking needs the qemu backend");
+        return &vmm_qemu_backend;
+    }
     if (!ops) {
         cc_log(CC_LOG_INFO, "backend auto: using qemu: libvirt plugin unavailable: %s",
                cc_error_message(e));
@@ -197,8 +201,11 @@ vmm_instance_stop(vmm_instance *inst, uint64_t timeout_usec, cc_error **err)
     r = inst->ops->stop(inst->bi, &e);
     if (r < 0)
         cc_log_error(CC_LOG_DEBUG, e, "stop vm in '%s'; killing it", inst->state_dir);
-    else
-        r = run_until_gone(inst, cc_loop_now() + timeout_usec, NULL);
+    else {
+        uint64_t now = cc_loop_now(); /* saturate: UINT64_MAX means no deadline */
+        uint64_t deadline = timeout_usec > UINT64_MAX - now ? UINT64_MAX : now + timeout_usec;
+        r = run_until_gone(inst, deadline, NULL);
+    }
     if (r == -EBUSY)
         return cc_error_msg(err, r, "stop vm in '%s': called from inside a loop handler; "
                                     "the stop was requested, on_exit follows",
@@ -277,13 +284,16 @@ static bool
 pid_is_our_qemu(pid_t pid, const char *state_dir)
 {
     _cleanup_free_ char *path = cc_xasprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *pidfile = cc_xasprintf("%s/qemu.pid", state_dir);
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
 
+    /* The recorded pid is stale after a crash (QEMU died by PDEATHSIG and left its pidfile),
+     * so it may belong to anything now: only a process given exactly our -pidfile is ours. */
     if (cc_read_file(path, 1 << 20, &data, &len, NULL) < 0)
         return false;
     for (size_t off = 0; off < len; off += strlen(data + off) + 1)
-        if (strstr(data + off, state_dir))
+        if (strcmp(data + off, pidfile) == 0)
             return true;
     return false;
 }

@@ -63,6 +63,10 @@ run_tiny_vm(int kvm)
     /* mov dx,0x3f8; mov al,'K'; out dx,al; mov cx,1000; loop $; hlt */
     static const unsigned char code[] = {0xba, 0xf8, 0x03, 0xb0, 'K',  0xee,
                                          0xb9, 0xe8, 0x03, 0xe2, 0xfe, 0xf4};
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_UNBLOCK, &all, NULL); /* the caller may block or ignore SIGALRM */
+    signal(SIGALRM, SIG_DFL);
     alarm(PROBE_DEADLINE_S);
     int vm = ioctl(kvm, KVM_CREATE_VM, 0);
     unsigned char *mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -115,10 +119,12 @@ vmm_kvm_usable(const char *dev, char **ret_reason)
     }
     if (pid == 0)
         run_tiny_vm(kvm);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    int status = 0, w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
         ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (w < 0)
+        reason = cc_xasprintf("waitpid: %s", strerror(errno));
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         reason = WIFSIGNALED(status) ? cc_xasprintf("a test VM did not finish in %d s",
                                                     PROBE_DEADLINE_S)
                                      : cc_xasprintf("a test VM failed (step %d)",

@@ -266,7 +266,8 @@ remove_stale(const char *state_dir)
 static void
 abort_child(vmm_backend_instance *bi)
 {
-    int pidfd = cc_loop_source_get_fd(bi->child);
+    /* bi->child is NULL when attaching the pidfd source itself failed */
+    int pidfd = bi->child ? cc_loop_source_get_fd(bi->child) : -EBADF;
 
     if (pidfd >= 0)
         (void)pidfd_send_signal(pidfd, SIGKILL, NULL, 0);

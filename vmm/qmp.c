@@ -191,8 +191,12 @@ send_line(vmm_qmp *q, const char *command, json_t *args, cc_error **err)
     n = send(q->fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0)
         return cc_error_set(err, -errno, "qmp: send '%s'", command);
-    if ((size_t)n != len)
-        return cc_error_msg(err, -EAGAIN, "qmp: send '%s': short write", command);
+    if ((size_t)n != len) {
+        /* Half a command is on the wire: the stream is unusable. Shut it down so the read
+         * side sees EOF and closes the client on the normal path (no re-entry from here). */
+        (void)shutdown(q->fd, SHUT_RDWR);
+        return cc_error_msg(err, -EPIPE, "qmp: send '%s': short write", command);
+    }
     return 0;
 }
 

@@ -210,6 +210,8 @@ run_tc(int nsfd, const char *const *args, cc_error **err)
 }
 
 /* Ingress qdisc on from and a filter redirecting everything it receives out of to. */
+static int del_ingress(int nsfd, const char *dev, cc_error **err);
+
 static int
 add_redirect(int nsfd, const char *from, const char *to, cc_error **err)
 {
@@ -223,8 +225,10 @@ add_redirect(int nsfd, const char *from, const char *to, cc_error **err)
     if (r < 0)
         return cc_error_prefix(err, r, "add ingress qdisc on '%s'", from);
     r = run_tc(nsfd, filter, err);
-    if (r < 0)
+    if (r < 0) {
+        (void)del_ingress(nsfd, from, NULL); /* nothing is left behind on failure */
         return cc_error_prefix(err, r, "add mirred redirect '%s' -> '%s'", from, to);
+    }
     return 0;
 }
 
