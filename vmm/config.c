@@ -153,6 +153,24 @@ cfg_get_dup(const cfg_ctx *ctx, const cc_toml *t, const char *table, const char 
     return 0;
 }
 
+/* A URI: non-empty, at most 256 bytes, no whitespace or control characters (it is recorded
+ * in the state dir as one word for crash cleanup). */
+static int
+cfg_get_uri(const cfg_ctx *ctx, const cc_toml *t, const char *table, const char *key, char **field)
+{
+    int r = cfg_get_dup(ctx, t, table, key, false, field);
+    if (r < 0)
+        return r;
+    size_t n = strlen(*field);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)(*field)[i] <= ' ' || (*field)[i] == 0x7f)
+            return cfg_fail(ctx, cc_toml_table_get(t, key), table, key,
+                            "must not contain whitespace or control characters");
+    if (n > 256)
+        return cfg_fail(ctx, cc_toml_table_get(t, key), table, key, "longer than 256 bytes");
+    return 0;
+}
+
 /* A path: "" leaves it unset (NULL), relative ones resolve against the file's directory. */
 static int
 cfg_get_path(const cfg_ctx *ctx, const cc_toml *t, const char *table, const char *key, char **field)
@@ -347,7 +365,7 @@ cfg_parse_hypervisor(const cfg_ctx *ctx, const cc_toml *hv, vmm_config *c)
     if ((r = cfg_check_keys(ctx, hv, tbl, hypervisor_keys)) < 0 ||
         (r = cfg_parse_enums(ctx, hv, c)) < 0 ||
         (r = cfg_get_path(ctx, hv, tbl, "path", &c->qemu_path)) < 0 ||
-        (r = cfg_get_dup(ctx, hv, tbl, "libvirt_uri", false, &c->libvirt_uri)) < 0 ||
+        (r = cfg_get_uri(ctx, hv, tbl, "libvirt_uri", &c->libvirt_uri)) < 0 ||
         (r = cfg_get_path(ctx, hv, tbl, "kernel", &c->kernel)) < 0 ||
         (r = cfg_get_path(ctx, hv, tbl, "initrd", &c->initrd)) < 0 ||
         (r = cfg_get_path(ctx, hv, tbl, "firmware", &c->firmware)) < 0 ||

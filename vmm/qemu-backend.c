@@ -221,7 +221,8 @@ spawn(const vmm_vm *vm, char **argv, int tap_fd, pid_t *ret_pid, cc_error **err)
 
     if (null_fd < 0)
         return cc_error_set(err, -errno, "open '/dev/null'");
-    log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+                  0640);
     if (log_fd < 0)
         return cc_error_set(err, -errno, "open '%s'", log_path);
     if (pipe2(pipefd, O_CLOEXEC) < 0)

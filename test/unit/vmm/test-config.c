@@ -188,6 +188,11 @@ test_bad_values(void **state)
                         NAME ":2: key 'hypervisor.machine_type': must not be empty");
     assert_string_equal(load_fail("[hypervisor]\npath = \"\"\n", -EINVAL),
                         NAME ":2: key 'hypervisor.path': must not be empty");
+    assert_string_equal(load_fail("[hypervisor]\nlibvirt_uri = \"qemu:///system x\"\n", -EINVAL),
+                        NAME ":2: key 'hypervisor.libvirt_uri': must not contain whitespace or "
+                             "control characters");
+    assert_string_equal(load_fail("[hypervisor]\nlibvirt_uri = \"\"\n", -EINVAL),
+                        NAME ":2: key 'hypervisor.libvirt_uri': must not be empty");
     assert_string_equal(
         load_fail("[hypervisor]\nenable_annotations = [\"default_vcpus\", \"path\"]\n", -EINVAL),
         NAME ":2: key 'hypervisor.enable_annotations': unknown annotation key 'path' (known: "
