@@ -60,77 +60,23 @@ lookup(const char *const *names, int n, const char *s)
     return -EINVAL;
 }
 
-const char *
-vmm_profile_to_string(vmm_profile p)
-{
-    return name_of(profile_names, _VMM_PROFILE_MAX, p);
-}
+/* vmm_<name>_to_string() and vmm_<name>_from_string() over <name>_names (declared in vmm.h). */
+#define VMM_STRING_TABLE(name, type, max)                                                          \
+    const char *vmm_##name##_to_string(type v)                                                     \
+    {                                                                                              \
+        return name_of(name##_names, max, v);                                                      \
+    }                                                                                              \
+    type vmm_##name##_from_string(const char *s)                                                   \
+    {                                                                                              \
+        return (type)lookup(name##_names, max, s);                                                 \
+    }
 
-vmm_profile
-vmm_profile_from_string(const char *s)
-{
-    return (vmm_profile)lookup(profile_names, _VMM_PROFILE_MAX, s);
-}
-
-const char *
-vmm_backend_to_string(vmm_backend b)
-{
-    return name_of(backend_names, _VMM_BACKEND_MAX, b);
-}
-
-vmm_backend
-vmm_backend_from_string(const char *s)
-{
-    return (vmm_backend)lookup(backend_names, _VMM_BACKEND_MAX, s);
-}
-
-const char *
-vmm_accel_to_string(vmm_accel a)
-{
-    return name_of(accel_names, _VMM_ACCEL_MAX, a);
-}
-
-vmm_accel
-vmm_accel_from_string(const char *s)
-{
-    return (vmm_accel)lookup(accel_names, _VMM_ACCEL_MAX, s);
-}
-
-const char *
-vmm_channel_to_string(vmm_channel c)
-{
-    return name_of(channel_names, _VMM_CHANNEL_MAX, c);
-}
-
-vmm_channel
-vmm_channel_from_string(const char *s)
-{
-    return (vmm_channel)lookup(channel_names, _VMM_CHANNEL_MAX, s);
-}
-
-const char *
-vmm_net_to_string(vmm_net n)
-{
-    return name_of(net_names, _VMM_NET_MAX, n);
-}
-
-vmm_net
-vmm_net_from_string(const char *s)
-{
-    return (vmm_net)lookup(net_names, _VMM_NET_MAX, s);
-}
-
-const char *
-vmm_digest_to_string(vmm_digest d)
-{
-    return name_of(digest_names, _VMM_DIGEST_MAX, d);
-}
-
-vmm_digest
-vmm_digest_from_string(const char *s)
-{
-    return (vmm_digest)lookup(digest_names, _VMM_DIGEST_MAX, s);
-}
+VMM_STRING_TABLE(profile, vmm_profile, _VMM_PROFILE_MAX)
+VMM_STRING_TABLE(backend, vmm_backend, _VMM_BACKEND_MAX)
+VMM_STRING_TABLE(accel, vmm_accel, _VMM_ACCEL_MAX)
+VMM_STRING_TABLE(channel, vmm_channel, _VMM_CHANNEL_MAX)
+VMM_STRING_TABLE(net, vmm_net, _VMM_NET_MAX)
+VMM_STRING_TABLE(digest, vmm_digest, _VMM_DIGEST_MAX)
 
 size_t
 vmm_digest_size(vmm_digest d)
