@@ -12,10 +12,15 @@
 #                        /etc/ssl/certs/ca-certificates.crt
 #                        /lib/modules/<kver>/kernel/...  the virtio / overlay modules
 #                        /lib/modules/cloak.list       their load order, absolute paths
-#                        /proc /sys /dev /run /tmp      empty (the kernel's built-in
+#                        /pause_bundle/config.json     the sandbox's pause container: a
+#                                                       minimal OCI config running /pause
+#                        /pause_bundle/rootfs/pause    cloak-pause (static: no PT_INTERP)
+#                        /pause_bundle/rootfs/{proc,dev,sys,etc}  empty
+#                        /proc /sys /dev /run /tmp /etc /root  empty (the kernel's built-in
 #                                                       initramfs supplies /dev/console)
-#   OUTDIR/SHA256SUMS  sha256 of vmlinuz and initrd.img (`sha256sum -c` skips the `#` lines)
-#                      and `# package NAME VERSION` for every Debian package used
+#   OUTDIR/SHA256SUMS  sha256 of vmlinuz and initrd.img (`sha256sum -c` skips the `#` lines),
+#                      `# package NAME VERSION` for every Debian package used and
+#                      `# cloak-agent SHA256`, `# cloak-pause SHA256`
 #
 # Nothing is installed on the host: packages are fetched with `apt-get download` into the
 # cache ($CLOAK_CACHE_DIR, default OUTDIR/.cache) and unpacked with dpkg-deb into a temp dir.
@@ -48,12 +53,18 @@ cache=$(cd "$cache" && pwd)
 epoch=${SOURCE_DATE_EPOCH:-0}
 bdir=${CLOAK_BUILD_DIR:-$src/build}
 agent=$bdir/guest/cloak-agent
+pause=$bdir/guest/cloak-pause
 
 die() { echo "build-guest.sh: $*" >&2; exit 1; }
 for t in apt-cache apt-get dpkg-deb tar cpio gzip readelf sha256sum; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 [ -f "$agent" ] || die "no $agent (build cloak-agent, or set CLOAK_BUILD_DIR)"
+[ -f "$pause" ] || die "no $pause (build cloak-pause, or set CLOAK_BUILD_DIR)"
+readelf -h "$pause" >/dev/null 2>&1 || die "$pause is not an ELF file"
+# The pause container has no libraries: cloak-pause must be static (no program interpreter).
+[ -z "$(readelf -lW "$pause" | sed -n '/ INTERP /p')" ] ||
+    die "$pause is not static (it has a PT_INTERP)"
 
 # The kernel's module load order. Each must exist as a module in the kernel package
 # (checked: all are =m in Debian 12's 6.1 amd64 config); each one's `depends=` must come
@@ -221,10 +232,41 @@ mkdir -p "$root/etc/ssl/certs"
 [ -s "$root/etc/ssl/certs/ca-certificates.crt" ] || die "no CA certificates"
 chmod 0644 "$root/etc/ssl/certs/ca-certificates.crt"
 
+# --- the pause bundle --------------------------------------------------------------------
+# The sandbox's pause container, run by the agent with crun: a read-only rootfs holding only
+# the static cloak-pause, in its own pid/ipc/uts/mount namespaces (the network is the VM's).
+pb=$root/pause_bundle
+install -D -m 0755 "$pause" "$pb/rootfs/pause"
+mkdir -p "$pb/rootfs/proc" "$pb/rootfs/dev" "$pb/rootfs/sys" "$pb/rootfs/etc"
+cat >"$pb/config.json" <<'EOF'
+{
+  "ociVersion": "1.0.2",
+  "process": {
+    "terminal": false,
+    "user": {"uid": 0, "gid": 0},
+    "args": ["/pause"],
+    "env": ["PATH=/"],
+    "cwd": "/",
+    "noNewPrivileges": true
+  },
+  "root": {"path": "rootfs", "readonly": true},
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}
+  ],
+  "linux": {
+    "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+  }
+}
+EOF
+
 # --- the archive -------------------------------------------------------------------------
-mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" "$root/etc"
+mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" "$root/etc" "$root/root"
 find "$root" -type d -exec chmod 0755 {} +
 chmod 1777 "$root/tmp"
+chmod 0700 "$root/root"
 find "$root" -type f -perm /111 -exec chmod 0755 {} +
 find "$root" -type f ! -perm /111 -exec chmod 0644 {} +
 find "$root" -exec touch -h -d "@$epoch" {} +
@@ -240,6 +282,7 @@ touch -d "@$epoch" "$work/vmlinuz" "$work/initrd.img"
         echo "# package $p ${vers[$p]}"
     done
     echo "# cloak-agent $(sha256sum "$agent" | cut -d' ' -f1)"
+    echo "# cloak-pause $(sha256sum "$pause" | cut -d' ' -f1)"
     (cd "$work" && sha256sum vmlinuz initrd.img)
 } >"$work/SHA256SUMS"
 chmod 0644 "$work/SHA256SUMS"

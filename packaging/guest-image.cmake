@@ -12,4 +12,4 @@ add_custom_target(guest-image
   COMMENT "Building the guest image into ${CMAKE_BINARY_DIR}/guest"
   USES_TERMINAL
   VERBATIM)
-add_dependencies(guest-image cloak-agent)
+add_dependencies(guest-image cloak-agent cloak-pause)
