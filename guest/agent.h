@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cloak-agent's state: one sandbox, its containers, their processes, the commands (crun) the
+ * agent runs, and the RPC server. Everything runs on one cc_loop thread; handlers never
+ * block on a child process: crun runs as a child whose exit the reaper reports back.
+ *
+ * Trust: every RPC field is attacker input. Each handler is decode -> validate -> act, and a
+ * request that fails validation changes nothing. Paths the host names live below
+ * AGENT_GUEST_BASE and are resolved component by component without following symlinks.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cmdline.h"
+#include "error.h"
+#include "loop.h"
+#include "ttrpc.h"
+
+#include "kata/agent.pb-c.h"
+#include "kata/oci.pb-c.h"
+
+/* Where the host may put files (CopyFile) and mount storages, as in Kata. */
+#define AGENT_GUEST_BASE "/run/kata-containers"
+/* Agent-private state: bundles, crun's state. Not reachable through any RPC path. */
+#define AGENT_STATE_DIR "/run/cloak"
+/* The pause bundle baked into the guest image. */
+#define AGENT_PAUSE_BUNDLE "/pause_bundle"
+
+/* Limits on host input. */
+#define AGENT_ID_MAX 128             /* container, exec and sandbox ids */
+#define AGENT_STORAGES_MAX 64        /* per request */
+#define AGENT_READ_MAX (1u << 20)    /* ReadStdout/ReadStderr answer at most this much */
+#define AGENT_READ_DEFAULT (32u << 10) /* ... and this much when len is 0 */
+#define AGENT_COPY_FILE_MAX (1ull << 32) /* CopyFile file_size */
+
+typedef struct agent agent;
+typedef struct agent_container agent_container;
+typedef struct agent_process agent_process;
+typedef struct agent_stream agent_stream;
+
+/* Options for the agent itself: PID 1 in a guest, or a plain process (tests on the host). */
+typedef struct agent_options {
+    bool init;              /* PID 1: power off after DestroySandbox, set the clock, ... */
+    const char *crun;       /* crun binary; default "/usr/bin/crun" */
+    const char *base;       /* AGENT_GUEST_BASE unless testing */
+    const char *state_dir;  /* AGENT_STATE_DIR unless testing */
+    const char *pause_bundle; /* AGENT_PAUSE_BUNDLE unless testing */
+} agent_options;
+
+/* --- commands (crun) ------------------------------------------------------------------------ */
+
+/*
+ * A command finished: status is the wait status (waitpid), output what it wrote to its
+ * stderr file (at most 4 KiB, NUL-terminated, "" when none). Runs on the loop.
+ */
+typedef void (*agent_cmd_fn)(agent *a, int status, const char *output, void *userdata);
+
+/*
+ * Starts argv[0] (absolute) with stdio fds stdio[0..2] (-1: /dev/null; borrowed: dup'ed into
+ * the child), default signal dispositions and an empty signal mask, no other fds. Its stderr
+ * goes to a log file when stdio[2] is -1, which becomes `output`. fn is called exactly once,
+ * when it exits (not when agent_free runs first).
+ */
+int agent_cmd_start(agent *a, char *const argv[], const int stdio[3], agent_cmd_fn fn,
+                    void *userdata, cc_error **err);
+
+/* An exit of pid that the reaper saw before anybody claimed pid: true and *ret_status. */
+bool agent_take_unclaimed(agent *a, pid_t pid, int *ret_status);
+
+/* Human-readable "exited with status 1" / "killed by signal 9" for a wait status. */
+const char *agent_wait_status_to_string(int status, char *buf, size_t size);
+
+/* The exit status Kata reports for a wait status: the exit code, or 128 + signal. */
+int agent_wait_status_to_exit_code(int status);
+
+/* --- processes and streams ---------------------------------------------------------------- */
+
+struct agent_stream {
+    agent_process *proc;
+    int fd;                 /* the agent's end of the pipe; -1 once closed */
+    bool input;             /* stdin: the agent writes */
+    bool eof;               /* output: read returned 0 */
+    cc_loop_source *source;
+    /* queued calls: ReadStdout/ReadStderr waiting for data, or WriteStdin waiting for room */
+    struct agent_stream_call *head, *tail;
+};
+
+struct agent_process {
+    agent_container *container;
+    char *exec_id;
+    pid_t pid;              /* 0 until known */
+    bool exited;
+    int exit_code;          /* agent_wait_status_to_exit_code() */
+    agent_stream in, out, err;
+    struct agent_waiter *waiters; /* WaitProcess calls */
+};
+
+typedef enum agent_container_state {
+    AGENT_CONTAINER_CREATING, /* crun create running */
+    AGENT_CONTAINER_CREATED,
+    AGENT_CONTAINER_STARTING, /* crun start running */
+    AGENT_CONTAINER_RUNNING,
+    AGENT_CONTAINER_STOPPED,
+    AGENT_CONTAINER_REMOVING,
+} agent_container_state;
+
+const char *agent_container_state_to_string(agent_container_state s);
+
+struct agent_container {
+    agent *agent;
+    agent_container *next;
+    char *id;
+    agent_container_state state;
+    bool sandbox;           /* the pause container */
+    agent_process *init;
+    char *bundle;           /* <state_dir>/bundles/<id> */
+    char **mounts;          /* storage mount points it owns, in mount order */
+    size_t n_mounts;
+    cc_ttrpc_call *pending_call;   /* StartContainer waiting for crun start */
+    /* removal in progress: */
+    void (*remove_done)(agent_container *c, int r, void *userdata);
+    void *remove_userdata;
+    cc_loop_source *remove_timer;
+    bool delete_done;
+};
+
+/* --- the agent ------------------------------------------------------------------------------ */
+
+struct agent {
+    cc_loop *loop;
+    cc_ttrpc_server *server;
+    agent_options opts;
+    agent_boot_config boot;
+    int base_fd;            /* O_PATH|O_DIRECTORY of opts.base */
+    int state_fd;           /* O_PATH|O_DIRECTORY of opts.state_dir */
+    bool sandbox_created;
+    char *sandbox_id;
+    char **sandbox_mounts;
+    size_t n_sandbox_mounts;
+    bool destroying;
+    agent_container *containers;
+    struct agent_child *children;   /* commands running */
+    struct agent_exit *unclaimed;   /* exits of pids nobody claimed yet (bounded) */
+    size_t n_unclaimed;
+    cc_loop_source *sigchld;
+    /* the channel to the host */
+    char *serial_path;      /* /dev/vportNpM */
+    int serial_fd;          /* kept open while waiting for the host; -1 if none */
+    cc_loop_source *serial_wait; /* SIGIO/timer source while disconnected */
+    cc_loop_source *serial_timer;
+};
+
+int agent_new(cc_loop *loop, const agent_options *opts, const agent_boot_config *boot,
+              agent **ret, cc_error **err);
+agent *agent_free(agent *a);
+CC_DEFINE_CLEANUP(agent, agent_free)
+
+/* Registers grpc.AgentService and grpc.Health on a->server (rpc.c). */
+int agent_rpc_register(agent *a, cc_error **err);
+
+/* The channel (channel.c): serve the virtio-serial port named name (reconnecting forever),
+ * listen on vsock port, or listen on a unix socket path (tests). */
+int agent_channel_serial(agent *a, const char *name, cc_error **err);
+int agent_channel_vsock(agent *a, unsigned port, cc_error **err);
+int agent_channel_unix(agent *a, const char *path, cc_error **err);
+
+/* After the last reply went out: power off (init) or leave the loop. */
+void agent_shutdown_later(agent *a);
+
+/* --- containers (container.c) ---------------------------------------------------------------- */
+
+agent_container *agent_container_find(agent *a, const char *id);
+/* Frees c without touching the system (agent_free). */
+void agent_container_free(agent_container *c);
+/* The process exec_id of container c ("" or the container id: its init process). */
+agent_process *agent_process_find(agent_container *c, const char *exec_id);
+
+/* A child pid exited (from the reaper): returns true when it was a container process. */
+bool agent_process_exited(agent *a, pid_t pid, int status);
+
+/*
+ * Creates container id from a validated request: mounts its storages, writes the bundle,
+ * runs crun create; completes call. On any failure, everything done is undone.
+ */
+void agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContainerRequest *req);
+void agent_container_start(agent_container *c, cc_ttrpc_call *call);
+/* Kills what runs, crun delete, unmounts, removes the bundle and frees c; then done(r). */
+void agent_container_remove(agent_container *c, uint32_t timeout_sec,
+                            void (*done)(agent_container *c, int r, void *userdata),
+                            void *userdata);
+
+/* Streams (container.c). */
+void agent_stream_read(agent_stream *s, cc_ttrpc_call *call, size_t len);
+void agent_stream_write(agent_stream *s, cc_ttrpc_call *call, const uint8_t *data, size_t len);
+void agent_stream_close(agent_stream *s);
+void agent_process_wait(agent_process *p, cc_ttrpc_call *call);
+
+/* --- storages (storage.c) ------------------------------------------------------------------- */
+
+/* Checks every storage of a request (driver, options, mount point) without touching anything.
+ * field: "storages" (names "storages[2].mount_point" in errors). */
+int agent_storages_validate(agent *a, Grpc__Storage *const *st, size_t n, const char *field,
+                            cc_error **err);
+/* Mounts them in order; on failure unmounts what it mounted. *ret: the mount points
+ * (absolute), for agent_storages_unmount(). *ret_sandbox: a storage was the pause image. */
+int agent_storages_mount(agent *a, Grpc__Storage *const *st, size_t n, char ***ret,
+                         size_t *ret_n, bool *ret_sandbox, cc_error **err);
+/* Unmounts (lazily) and removes the mount point directories, in reverse order; frees mounts. */
+void agent_storages_unmount(agent *a, char **mounts, size_t n);
+
+/* --- validation (validate.c) --------------------------------------------------------------- */
+
+/* A container, exec or sandbox id: [A-Za-z0-9][A-Za-z0-9_.-]*, at most AGENT_ID_MAX. */
+int agent_validate_id(const char *id, const char *field, bool allow_empty, cc_error **err);
+/*
+ * path must be absolute, below a->opts.base, with no "", "." or ".." component. On success
+ * *ret_rel points into path at the part below the base ("" for the base itself is refused).
+ */
+int agent_validate_guest_path(agent *a, const char *path, const char *field, const char **ret_rel,
+                              cc_error **err);
+/*
+ * Opens (creating missing directories with mode) rel below dir_fd, one component at a time,
+ * never following a symlink (-ELOOP naming the component). *ret_fd: O_PATH|O_DIRECTORY.
+ */
+int agent_mkdir_nofollow(int dir_fd, const char *rel, mode_t mode, bool create, int *ret_fd,
+                         cc_error **err);
+/* The OCI spec of a CreateContainer: everything crun will be given. */
+int agent_validate_spec(agent *a, const Grpc__Spec *spec, cc_error **err);
+
+/* --- CopyFile (copyfile.c) ------------------------------------------------------------------ */
+int agent_copy_file(agent *a, const Grpc__CopyFileRequest *req, cc_error **err);
