@@ -306,6 +306,35 @@ agent_free(agent *a)
     return NULL;
 }
 
+const char *
+agent_stats_string(char *buf, size_t size)
+{
+    _cleanup_free_ char *up = NULL, *status = NULL;
+    long rss = -1, hwm = -1;
+
+    (void)cc_read_file("/proc/uptime", 256, &up, NULL, NULL);
+    if (cc_read_file("/proc/self/status", 1u << 16, &status, NULL, NULL) == 0) {
+        const char *p;
+        if ((p = strstr(status, "VmRSS:")))
+            rss = strtol(p + 6, NULL, 10);
+        if ((p = strstr(status, "VmHWM:")))
+            hwm = strtol(p + 6, NULL, 10);
+    }
+    /* CPU time used so far (utime + stime, fields 14 and 15 of /proc/self/stat) */
+    _cleanup_free_ char *stat = NULL;
+    unsigned long long ut = 0, st = 0;
+    if (cc_read_file("/proc/self/stat", 4096, &stat, NULL, NULL) == 0) {
+        const char *p = strrchr(stat, ')');
+        if (p)
+            (void)sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    snprintf(buf, size, "uptime=%.2fs cpu=%llums rss=%ldKiB hwm=%ldKiB",
+             up ? strtod(up, NULL) : -1.0, hz > 0 ? (ut + st) * 1000 / (unsigned long long)hz : 0,
+             rss, hwm);
+    return buf;
+}
+
 static int
 on_shutdown_timer(cc_loop_source *s, uint64_t deadline, void *userdata)
 {
@@ -314,7 +343,9 @@ on_shutdown_timer(cc_loop_source *s, uint64_t deadline, void *userdata)
 
     cc_loop_source_free(s);
     if (a->opts.init) {
-        cc_log(CC_LOG_INFO, "sandbox destroyed: powering off");
+        char stats[128];
+        cc_log(CC_LOG_INFO, "sandbox destroyed: powering off (%s)",
+               agent_stats_string(stats, sizeof(stats)));
         sync();
         reboot(RB_POWER_OFF);
         cc_log_errno(CC_LOG_ERROR, -errno, "reboot(RB_POWER_OFF)");

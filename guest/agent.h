@@ -168,6 +168,9 @@ int agent_channel_serial(agent *a, const char *name, cc_error **err);
 int agent_channel_vsock(agent *a, unsigned port, cc_error **err);
 int agent_channel_unix(agent *a, const char *path, cc_error **err);
 
+/* "uptime=1.23s cpu=40ms rss=456KiB hwm=789KiB": the guest's uptime and the agent's memory, for logs. */
+const char *agent_stats_string(char *buf, size_t size);
+
 /* After the last reply went out: power off (init) or leave the loop. */
 void agent_shutdown_later(agent *a);
 

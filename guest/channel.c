@@ -78,11 +78,14 @@ static void
 on_serial_disconnect(cc_ttrpc_server *server, int error, void *userdata)
 {
     agent *a = userdata;
+    char stats[128];
     (void)server;
+    agent_stats_string(stats, sizeof(stats));
     if (error < 0)
-        cc_log_errno(CC_LOG_WARNING, error, "host connection failed; waiting for the host");
+        cc_log_errno(CC_LOG_WARNING, error, "host connection failed; waiting for the host (%s)",
+                     stats);
     else
-        cc_log(CC_LOG_INFO, "host disconnected; waiting for the host");
+        cc_log(CC_LOG_INFO, "host disconnected; waiting for the host (%s)", stats);
     (void)serial_try_connect(a);
 }
 
@@ -109,7 +112,9 @@ serial_try_connect(agent *a)
         close(fd);
         return cc_log_error(CC_LOG_ERROR, e, "cannot serve %s", a->serial_path);
     }
-    cc_log(CC_LOG_INFO, "host connected on %s", a->serial_path);
+    char stats[128];
+    cc_log(CC_LOG_INFO, "host connected on %s (%s)", a->serial_path,
+           agent_stats_string(stats, sizeof(stats)));
     return 0;
 }
 
@@ -161,7 +166,9 @@ agent_channel_serial(agent *a, const char *name, cc_error **err)
                           err);
     if (r < 0)
         return r;
-    cc_log(CC_LOG_INFO, "serving the host on %s (%s)", a->serial_path, name);
+    char stats[128];
+    cc_log(CC_LOG_INFO, "agent ready: serving the host on %s (%s) %s", a->serial_path, name,
+           agent_stats_string(stats, sizeof(stats)));
     return serial_try_connect(a);
 }
 
@@ -181,7 +188,9 @@ listen_on(agent *a, int fd, const struct sockaddr *sa, socklen_t len, const char
         close(fd);
         return r;
     }
-    cc_log(CC_LOG_INFO, "serving the host on %s", what);
+    char stats[128];
+    cc_log(CC_LOG_INFO, "agent ready: serving the host on %s %s", what,
+           agent_stats_string(stats, sizeof(stats)));
     return 0;
 }
 

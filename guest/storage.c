@@ -262,10 +262,16 @@ storage_mount_one(agent *a, const Grpc__Storage *st, bool *ret_sandbox, cc_error
         if (r < 0)
             return cc_error_set(err, r, "cannot bind the pause bundle %s on %s", src,
                                 st->mount_point);
-        r = mount_on_fd(NULL, fd, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                        NULL);
+        /* fd is the directory under the new mount: the remount needs the mount's root */
+        _cleanup_close_ int mfd = -EBADF;
+        r = agent_mkdir_nofollow(a->base_fd, rel, 0755, false, &mfd, err);
+        if (r >= 0)
+            r = mount_on_fd(NULL, mfd, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                            NULL);
         if (r < 0) {
-            cc_log_errno(CC_LOG_WARNING, r, "cannot make %s read-only", st->mount_point);
+            while (umount2(st->mount_point, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+                ;
+            return cc_error_set(err, r, "cannot make %s read-only", st->mount_point);
         }
         *ret_sandbox = true;
         break;

@@ -27,13 +27,13 @@
 # The versions are apt's candidates; the cache holds one file per exact version, so a
 # mirror update makes a new image (and new `# package` lines), never a mixed one.
 #
-# crun's library closure, without running anything: the packages are crun plus the
-# transitive (Pre-)Depends of crun that are library packages (lib*, first alternative),
+# crun's and cloak-agent's library closure, without running anything: the packages are
+# crun, the agent's libjansson4 and libprotobuf-c1, plus their transitive (Pre-)Depends that
+# are library packages (lib*, first alternative),
 # read with `dpkg-deb -f`. The files are then chosen by walking DT_NEEDED (readelf -d) from
 # /usr/bin/crun (and /init) over the unpacked packages; only those .so files (symlinks
-# resolved) go into the image, plus the PT_INTERP loader from libc6. A NEEDED crun library
-# that is not found fails the build; one that only /init needs is a warning (the agent is
-# expected to be static in the end).
+# resolved) go into the image, plus the PT_INTERP loader from libc6. A NEEDED library
+# that is not found fails the build.
 #
 # Reproducible: every file gets mtime $SOURCE_DATE_EPOCH (default 0) and a fixed mode,
 # entries are sorted (LC_ALL=C), owned 0:0, `cpio --reproducible -H newc`, `gzip -n -9`.
@@ -151,8 +151,11 @@ done
 
 # --- crun and its libraries --------------------------------------------------------------
 fetch crun
-queue=(crun)
-libpkgs=()
+# cloak-agent's own shared libraries (it links jansson and protobuf-c)
+agentpkgs=(libjansson4 libprotobuf-c1)
+for p in "${agentpkgs[@]}"; do fetch "$p"; done
+queue=(crun "${agentpkgs[@]}")
+libpkgs=("${agentpkgs[@]}")
 while [ ${#queue[@]} -gt 0 ]; do
     p=${queue[0]}
     queue=("${queue[@]:1}")
@@ -206,7 +209,7 @@ closure() {
     done
 }
 closure 1 "$root/usr/bin/crun"
-closure 0 "$root/init"
+closure 1 "$root/init"
 ld=$(interp "$root/usr/bin/crun")
 [ "$ld" = /lib64/ld-linux-x86-64.so.2 ] || die "crun's interpreter is $ld"
 [ -e "$root/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" ] ||
