@@ -10,7 +10,8 @@
  *   cloak.agent=serial               the agent serves /dev/virtio-ports/VMM_AGENT_SERIAL_NAME
  *   cloak.net=10.0.2.15/24,10.0.2.2  with net=user: the guest address/prefix and gateway the
  *                                    agent configures on the first virtio-net interface
- * followed by the config's kernel_params.
+ * followed by the config's kernel_params (which may add cloak.log=debug|info|warning|error,
+ * the agent's log level; guest/cmdline.c parses all cloak.* keys).
  */
 #include "util.h"
 #include "vmm.h"
