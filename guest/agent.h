@@ -126,6 +126,8 @@ struct agent_container {
     void *remove_userdata;
     cc_loop_source *remove_timer;
     bool delete_done;
+    bool remove_requested;  /* removal asked for while crun create/start ran */
+    uint32_t remove_timeout;
 };
 
 /* --- the agent ------------------------------------------------------------------------------ */
@@ -227,7 +229,7 @@ int agent_validate_guest_path(agent *a, const char *path, const char *field, con
                               cc_error **err);
 /*
  * Opens (creating missing directories with mode) rel below dir_fd, one component at a time,
- * never following a symlink (-ELOOP naming the component). *ret_fd: O_PATH|O_DIRECTORY.
+ * never following a symlink (-EINVAL naming the component). *ret_fd: O_PATH|O_DIRECTORY.
  */
 int agent_mkdir_nofollow(int dir_fd, const char *rel, mode_t mode, bool create, int *ret_fd,
                          cc_error **err);

@@ -6,6 +6,7 @@
  * in tests) reaps. Stdio are pipes: the agent keeps one end of each, served by
  * ReadStdout/ReadStderr (long polls) and WriteStdin.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +25,13 @@
 #include "log.h"
 #include "oci.h"
 #include "util.h"
+
+static void
+closedirp(DIR **d)
+{
+    if (*d)
+        (void)closedir(*d);
+}
 
 #define REMOVE_TIMEOUT_USEC (10ull * 1000 * 1000)
 
@@ -341,6 +350,7 @@ process_free(agent_process *p)
 }
 
 static void container_removal_progress(agent_container *c);
+static void container_remove_now(agent_container *c);
 
 static void
 process_set_exited(agent_process *p, int status)
@@ -405,6 +415,17 @@ container_cleanup_system(agent_container *c)
 
     agent_storages_unmount(a, TAKE_PTR(c->mounts), c->n_mounts);
     c->n_mounts = 0;
+    /* the private bind mounts in the bundle */
+    _cleanup_free_ char *bpath = cc_xasprintf("%s/binds", c->bundle);
+    _cleanup_(closedirp) DIR *d = opendir(bpath);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *m = cc_xasprintf("%s/%s", bpath, de->d_name);
+        while (umount2(m, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+            ;
+    }
+
     /* the bundle, and crun's state should a failed create have left any */
     for (int i = 0; i < 2; i++) {
         _cleanup_close_ int dir = openat(a->state_fd, i == 0 ? "bundles" : "crun",
@@ -499,13 +520,96 @@ on_crun_create(agent *a, int status, const char *output, void *userdata)
     free(op);
     if (agent_take_unclaimed(a, c->init->pid, &st))
         process_set_exited(c->init, st);
+    if (c->remove_requested)
+        container_remove_now(c);
     return;
 
 fail:
     container_unlink(c);
     container_cleanup_system(c);
+    if (c->remove_requested)
+        c->remove_done(c, 0, c->remove_userdata);
     agent_container_free(c);
     free(op);
+}
+
+/*
+ * Bind mounts: the host names a source below the guest base, which it can change with
+ * CopyFile (a file can be replaced by a symlink at any time). So the source is opened now,
+ * without following any symlink, and that very inode is bind-mounted into the agent-private
+ * bundle (<bundle>/binds/<i>), which is what crun gets as the source.
+ */
+static int
+private_binds(agent *a, agent_container *c, json_t *mounts, cc_error **err)
+{
+    _cleanup_close_ int binds = -EBADF;
+    size_t i;
+    json_t *m;
+
+    json_array_foreach(mounts, i, m) {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        const char *src = json_string_value(json_object_get(m, "source"));
+        json_t *opts = json_object_get(m, "options"), *o;
+        bool bind = cc_streq(type, "bind"), rec = false;
+        size_t k;
+
+        json_array_foreach(opts, k, o) {
+            bind = bind || cc_streq(json_string_value(o), "bind") || cc_streq(json_string_value(o), "rbind");
+            rec = rec || cc_streq(json_string_value(o), "rbind");
+        }
+        if (!bind)
+            continue;
+
+        _cleanup_free_ char *parent = NULL, *target = NULL;
+        _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
+        const char *rel, *name;
+        struct stat st;
+        char fdpath[64];
+        int r;
+
+        r = agent_validate_guest_path(a, src, "source", &rel, err);
+        if (r < 0)
+            return cc_error_prefix(err, r, "OCI.Mounts[%zu]", i);
+        name = strrchr(rel, '/');
+        if (name) {
+            parent = cc_xstrndup(rel, (size_t)(name - rel));
+            name++;
+            r = agent_mkdir_nofollow(a->base_fd, parent, 0755, false, &dir_fd, err);
+            if (r < 0)
+                return cc_error_prefix(err, r, "OCI.Mounts[%zu].source %s", i, src);
+        } else {
+            name = rel;
+            dir_fd = openat(a->base_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+            return cc_error_set(err, -errno, "OCI.Mounts[%zu].source %s", i, src);
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+            return cc_error_set(err, -EINVAL,
+                                "OCI.Mounts[%zu].source %s: not a directory or regular file "
+                                "(symbolic links are not followed)",
+                                i, src);
+
+        if (binds < 0) {
+            _cleanup_free_ char *path = cc_xasprintf("%s/binds", c->bundle);
+            if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return cc_error_set(err, -errno, "cannot create %s", path);
+            binds = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (binds < 0)
+                return cc_error_set(err, -errno, "cannot open %s", path);
+        }
+        char num[32];
+        snprintf(num, sizeof(num), "%zu", i);
+        if (S_ISDIR(st.st_mode) ? mkdirat(binds, num, 0700) < 0
+                                : mknodat(binds, num, S_IFREG | 0600, 0) < 0)
+            return cc_error_set(err, -errno, "cannot create %s/binds/%s", c->bundle, num);
+        target = cc_xasprintf("%s/binds/%s", c->bundle, num);
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+        if (mount(fdpath, target, NULL, MS_BIND | (rec ? MS_REC : 0), NULL) < 0)
+            return cc_error_set(err, -errno, "OCI.Mounts[%zu]: cannot bind %s", i, src);
+        json_object_set_new(m, "source", json_string(target));
+    }
+    return 0;
 }
 
 /* Reads process.args of the pause bundle's config.json. */
@@ -554,6 +658,13 @@ build_config(agent *a, agent_container *c, const Grpc__CreateContainerRequest *r
         json_object_set_new(process, "cwd", json_string("/"));
         json_object_set_new(process, "terminal", json_false());
         json_object_set_new(root, "readonly", json_true());
+    }
+
+    json_t *mounts = json_object_get(j, "mounts");
+    if (json_is_array(mounts)) {
+        r = private_binds(a, c, mounts, err);
+        if (r < 0)
+            return r;
     }
 
     /* cgroups: the agent's tree, whatever the host said */
@@ -617,13 +728,6 @@ agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContaine
         goto fail;
     }
 
-    r = build_config(a, c, req, &config, &e);
-    if (r < 0)
-        goto fail;
-    r = cc_json_dump(config, &json, &e);
-    if (r < 0)
-        goto fail;
-
     {
         _cleanup_close_ int bundles = openat(a->state_fd, "bundles", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (bundles < 0) {
@@ -641,6 +745,12 @@ agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContaine
             goto fail;
         }
     }
+    r = build_config(a, c, req, &config, &e);
+    if (r < 0)
+        goto fail;
+    r = cc_json_dump(config, &json, &e);
+    if (r < 0)
+        goto fail;
     r = cc_write_file_atomic(bundle_fd, "config.json", json, strlen(json), 0600, &e);
     if (r < 0)
         goto fail;
@@ -709,11 +819,13 @@ on_crun_start(agent *a, int status, const char *output, void *userdata)
                agent_wait_status_to_string(status, buf, sizeof(buf)), msg);
         cc_ttrpc_call_fail(call, CC_TTRPC_INTERNAL, "container %s: crun start failed: %s", c->id,
                            msg);
-        return;
+    } else {
+        c->state = c->init->exited ? AGENT_CONTAINER_STOPPED : AGENT_CONTAINER_RUNNING;
+        cc_log(CC_LOG_INFO, "container %s started", c->id);
+        cc_ttrpc_call_reply(call, NULL);
     }
-    c->state = c->init->exited ? AGENT_CONTAINER_STOPPED : AGENT_CONTAINER_RUNNING;
-    cc_log(CC_LOG_INFO, "container %s started", c->id);
-    cc_ttrpc_call_reply(call, NULL);
+    if (c->remove_requested)
+        container_remove_now(c);
 }
 
 void
@@ -795,15 +907,27 @@ void
 agent_container_remove(agent_container *c, uint32_t timeout_sec,
                        void (*done)(agent_container *c, int r, void *userdata), void *userdata)
 {
+    c->remove_done = done;
+    c->remove_userdata = userdata;
+    c->remove_timeout = timeout_sec;
+    c->remove_requested = true;
+    /* crun create or start is running: remove once it is done (see their callbacks) */
+    if (c->state == AGENT_CONTAINER_CREATING || c->state == AGENT_CONTAINER_STARTING)
+        return;
+    container_remove_now(c);
+}
+
+static void
+container_remove_now(agent_container *c)
+{
     _cleanup_error_ cc_error *e = NULL;
     int stdio[3] = {-1, -1, -1};
-    uint64_t usec = timeout_sec ? (uint64_t)timeout_sec * 1000000 : REMOVE_TIMEOUT_USEC;
+    uint64_t usec = c->remove_timeout ? (uint64_t)c->remove_timeout * 1000000 : REMOVE_TIMEOUT_USEC;
     char **argv;
     int r;
 
+    c->remove_requested = false;
     c->state = AGENT_CONTAINER_REMOVING;
-    c->remove_done = done;
-    c->remove_userdata = userdata;
     if (c->init && c->init->pid > 0 && !c->init->exited)
         (void)kill(c->init->pid, SIGKILL);
     r = cc_loop_add_timer(c->agent->loop, usec, 0, on_remove_timeout, c, &c->remove_timer, &e);

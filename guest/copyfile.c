@@ -94,12 +94,16 @@ agent_copy_file(agent *a, const Grpc__CopyFileRequest *req, cc_error **err)
     if (type == S_IFDIR) {
         if (mkdirat(dir_fd, name, perm) < 0 && errno != EEXIST)
             return cc_error_set(err, -errno, "cannot create directory %s", req->path);
-        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-            return cc_error_set(err, -EEXIST, "%s exists and is not a directory", req->path);
-        if (fchmodat(dir_fd, name, perm, 0) < 0)
+        /* chmod/chown what was checked: the directory itself, never a symlink put there */
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return cc_error_set(err, errno == ENOTDIR || errno == ELOOP ? -EEXIST : -errno,
+                                "%s exists and is not a directory", req->path);
+        if (fchmod(fd, perm) < 0)
             return cc_error_set(err, -errno, "cannot chmod %s", req->path);
-        r = set_owner(dir_fd, name, req->uid, req->gid);
-        return r < 0 ? cc_error_set(err, r, "cannot chown %s", req->path) : 0;
+        if ((req->uid >= 0 || req->gid >= 0) && fchown(fd, (uid_t)req->uid, (gid_t)req->gid) < 0)
+            return cc_error_set(err, -errno, "cannot chown %s", req->path);
+        return 0;
     }
 
     tmp = cc_xasprintf("%s" TMP_SUFFIX, name);

@@ -245,10 +245,10 @@ validate_linux(const Grpc__Linux *l, cc_error **err)
                 strlen(k))
             return cc_error_set(err, -EINVAL, "OCI.Linux.Sysctl: bad key '%s'", k ? k : "");
     }
-    if (check_strv(l->maskedpaths, l->n_maskedpaths, "OCI.Linux.MaskedPaths", true, err) < 0 ||
-        check_strv(l->readonlypaths, l->n_readonlypaths, "OCI.Linux.ReadonlyPaths", true, err) < 0)
-        return -EINVAL;
-    return 0;
+    int r = check_strv(l->maskedpaths, l->n_maskedpaths, "OCI.Linux.MaskedPaths", true, err);
+    if (r < 0)
+        return r;
+    return check_strv(l->readonlypaths, l->n_readonlypaths, "OCI.Linux.ReadonlyPaths", true, err);
 }
 
 int
