@@ -463,7 +463,8 @@ crun_argv(agent_container *c, const char *cmd, const char *a1, const char *a2, c
 
     /* one log per command: the message of a failure is its last line */
     _cleanup_free_ char *log = cc_xasprintf("%s/crun.log", c->bundle);
-    (void)truncate(log, 0);
+    if (truncate(log, 0) < 0 && errno != ENOENT)
+        cc_log_errno(CC_LOG_DEBUG, -errno, "cannot truncate %s", log);
     v[n++] = cc_xstrdup(a->opts.crun);
     v[n++] = cc_xasprintf("--root=%s/crun", a->opts.state_dir);
     v[n++] = cc_xasprintf("--log=file:%s/crun.log", c->bundle);

@@ -160,7 +160,8 @@ copy_symlink(int sdir, int ddir, const char *name, const struct stat *st, const 
     target[n] = '\0';
     if (symlinkat(target, ddir, name) < 0)
         return cc_error_set(err, cc_negerrno(), "symlink '%s' in the new root", path);
-    (void)fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW);
+    if (fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return cc_error_set(err, cc_negerrno(), "chown symlink '%s' in the new root", path);
     struct timespec ts[2] = {st->st_atim, st->st_mtim};
     (void)utimensat(ddir, name, ts, AT_SYMLINK_NOFOLLOW);
     return 0;
@@ -229,8 +230,9 @@ copy_tree(int sdir, int ddir, dev_t dev, const char *path, cc_error **err)
         default: /* device nodes, fifos, sockets */
             if (mknodat(ddir, name, st.st_mode, st.st_rdev) < 0)
                 return cc_error_set(err, cc_negerrno(), "mknod '%s' in the new root", p);
-            (void)fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
-            (void)fchmodat(ddir, name, st.st_mode & 07777, 0);
+            if (fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+                fchmodat(ddir, name, st.st_mode & 07777, 0) < 0)
+                return cc_error_set(err, cc_negerrno(), "chown/chmod '%s' in the new root", p);
             break;
         }
         if (r < 0)

@@ -119,6 +119,27 @@ else
     rc=1
 fi
 
+# While the host is away the agent must sleep, not spin on the port's hang-up: sum the guest
+# uptime and the agent's CPU time between each "host disconnected" and the next "host
+# connected" line (the agent logs both figures). A spinning agent burns ~100% of that time.
+if ! gaps=$(awk '
+    /msg="host (disconnected|connection failed)/ { match($0, /uptime=[0-9.]+s cpu=[0-9]+ms/);
+        split(substr($0, RSTART, RLENGTH), f, /[= ]|s |ms/); up0 = f[2]; cpu0 = f[4]; away = 1; next }
+    /msg="host connected/ && away { match($0, /uptime=[0-9.]+s cpu=[0-9]+ms/);
+        split(substr($0, RSTART, RLENGTH), f, /[= ]|s |ms/); up += f[2] - up0; cpu += f[4] - cpu0;
+        n++; away = 0 }
+    END { if (n == 0) exit 1; printf "%d %.2f %d\n", n, up, cpu }' "$state/console.log"); then
+    log "FAIL: no disconnect/reconnect pair in the guest console log"
+    rc=1
+else
+    read -r n_gaps gap_s gap_cpu_ms <<<"$gaps"
+    log "host away $n_gaps times, ${gap_s} s of guest time in all; agent CPU meanwhile: ${gap_cpu_ms} ms"
+    if [ "$(echo "$gap_cpu_ms > $gap_s * 1000 / 4" | bc)" -eq 1 ]; then
+        log "FAIL: the agent used more than a quarter of the time the host was away: spinning?"
+        rc=1
+    fi
+fi
+
 [ "$test_rc" -eq 0 ] || rc=1
 if [ "$rc" -eq 0 ]; then log "PASS (total $(elapsed "$t0") s)"; else log "FAIL"; fi
 exit "$rc"
