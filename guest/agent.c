@@ -275,6 +275,7 @@ agent_free(agent *a)
     if (!a)
         return NULL;
     a->server = cc_ttrpc_server_free(a->server);
+    agent_oom_free(a);
     while (a->containers) {
         agent_container *c = a->containers;
         a->containers = c->next;

@@ -91,6 +91,7 @@ struct agent_stream {
 
 struct agent_process {
     agent_container *container;
+    agent_process *next;    /* in container->execs */
     char *exec_id;
     pid_t pid;              /* 0 until known */
     bool exited;
@@ -117,6 +118,7 @@ struct agent_container {
     agent_container_state state;
     bool sandbox;           /* the pause container */
     agent_process *init;
+    agent_process *execs;   /* ExecProcess'ed processes, newest first */
     char *bundle;           /* <state_dir>/bundles/<id> */
     char **mounts;          /* storage mount points it owns, in mount order */
     size_t n_mounts;
@@ -127,6 +129,7 @@ struct agent_container {
     cc_loop_source *remove_timer;
     bool delete_done;
     bool remove_requested;  /* removal asked for while crun create/start ran */
+    void *oom;              /* ops.c: the memory.events watch */
     uint32_t remove_timeout;
 };
 
@@ -149,6 +152,7 @@ struct agent {
     struct agent_exit *unclaimed;   /* exits of pids nobody claimed yet (bounded) */
     size_t n_unclaimed;
     cc_loop_source *sigchld;
+    void *oom_state;        /* ops.c: OOM events not yet fetched, GetOOMEvent calls waiting */
     /* the channel to the host */
     char *serial_path;      /* /dev/vportNpM */
     int serial_fd;          /* kept open while waiting for the host; -1 if none */
@@ -235,6 +239,42 @@ int agent_mkdir_nofollow(int dir_fd, const char *rel, mode_t mode, bool create, 
                          cc_error **err);
 /* The OCI spec of a CreateContainer: everything crun will be given. */
 int agent_validate_spec(agent *a, const Grpc__Spec *spec, cc_error **err);
+
+/* --- handlers outside rpc.c (all cc_ttrpc_handler_fn; userdata is the agent) ---------------- */
+
+#define AGENT_HANDLER(name) void name(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *userdata)
+/* ops.c: grpc.AgentService */
+AGENT_HANDLER(agent_rpc_stats_container);
+AGENT_HANDLER(agent_rpc_pause_container);
+AGENT_HANDLER(agent_rpc_resume_container);
+AGENT_HANDLER(agent_rpc_update_container);
+AGENT_HANDLER(agent_rpc_get_oom_event);
+AGENT_HANDLER(agent_rpc_online_cpu_mem);
+/* ops.c: cloak.agent.v1.Agent */
+AGENT_HANDLER(agent_rpc_list_processes);
+/* network.c: grpc.AgentService */
+AGENT_HANDLER(agent_rpc_update_interface);
+AGENT_HANDLER(agent_rpc_update_routes);
+AGENT_HANDLER(agent_rpc_list_interfaces);
+AGENT_HANDLER(agent_rpc_list_routes);
+/* exec.c: grpc.AgentService, and cloak.agent.v1.Agent ReadStdio */
+AGENT_HANDLER(agent_rpc_exec_process);
+AGENT_HANDLER(agent_rpc_tty_win_resize);
+AGENT_HANDLER(agent_rpc_read_stdio);
+
+/* ops.c: watch c's cgroup for OOM kills once crun created it (errors are logged), and stop. */
+void agent_oom_watch(agent_container *c);
+void agent_oom_unwatch(agent_container *c);
+/* ops.c: frees a->oom_state, failing waiting calls. */
+void agent_oom_free(agent *a);
+/* The container's cgroup directory in the guest ("/sys/fs/cgroup/cloak/<id>"); caller frees. */
+char *agent_container_cgroup(agent_container *c);
+
+/* rpc.c helpers for handlers elsewhere: unpack with cleanup, find a process. */
+void agent_msg_freep(void *p);
+#define _cleanup_msg_ _cleanup_(agent_msg_freep)
+bool agent_find_process(agent *a, cc_ttrpc_call *call, const char *cid, const char *eid,
+                        agent_container **ret_c, agent_process **ret_p);
 
 /* --- CopyFile (copyfile.c) ------------------------------------------------------------------ */
 int agent_copy_file(agent *a, const Grpc__CopyFileRequest *req, cc_error **err);

@@ -75,6 +75,9 @@ agent_process_find(agent_container *c, const char *exec_id)
 {
     if (!exec_id || !*exec_id || cc_streq(exec_id, c->id))
         return c->init;
+    for (agent_process *p = c->execs; p; p = p->next)
+        if (cc_streq(p->exec_id, exec_id))
+            return p;
     return NULL;
 }
 
@@ -372,11 +375,17 @@ process_set_exited(agent_process *p, int status)
 bool
 agent_process_exited(agent *a, pid_t pid, int status)
 {
-    for (agent_container *c = a->containers; c; c = c->next)
+    for (agent_container *c = a->containers; c; c = c->next) {
         if (c->init && c->init->pid == pid && !c->init->exited) {
             process_set_exited(c->init, status);
             return true;
         }
+        for (agent_process *p = c->execs; p; p = p->next)
+            if (p->pid == pid && !p->exited) {
+                process_set_exited(p, status);
+                return true;
+            }
+    }
     return false;
 }
 
@@ -387,6 +396,12 @@ agent_container_free(agent_container *c)
 {
     if (!c)
         return;
+    agent_oom_unwatch(c);
+    while (c->execs) {
+        agent_process *p = c->execs;
+        c->execs = p->next;
+        process_free(p);
+    }
     process_free(c->init);
     cc_loop_source_free(c->remove_timer);
     for (size_t i = 0; i < c->n_mounts; i++)
@@ -517,6 +532,7 @@ on_crun_create(agent *a, int status, const char *output, void *userdata)
     c->init->pid = atoi(text);
     c->state = AGENT_CONTAINER_CREATED;
     cc_log(CC_LOG_INFO, "container %s created (pid %d)", c->id, (int)c->init->pid);
+    agent_oom_watch(c);
     cc_ttrpc_call_reply(op->call, NULL);
     free(op);
     if (agent_take_unclaimed(a, c->init->pid, &st))

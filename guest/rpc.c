@@ -26,14 +26,13 @@
 
 #define AGENT_API_VERSION "0.0.1"
 
-static void
-msg_freep(void *p)
+void
+agent_msg_freep(void *p)
 {
     ProtobufCMessage **m = p;
     if (*m)
         protobuf_c_message_free_unpacked(*m, NULL);
 }
-#define _cleanup_msg_ _cleanup_(msg_freep)
 
 #define UNPACK(type, desc) ((type *)cc_ttrpc_call_unpack(call, &(desc), buf, len))
 
@@ -61,8 +60,8 @@ need_sandbox(agent *a, cc_ttrpc_call *call)
 }
 
 /* Looks up container_id (validated) and its process exec_id; answers the call on failure. */
-static bool
-find_process(agent *a, cc_ttrpc_call *call, const char *cid, const char *eid,
+bool
+agent_find_process(agent *a, cc_ttrpc_call *call, const char *cid, const char *eid,
              agent_container **ret_c, agent_process **ret_p)
 {
     _cleanup_error_ cc_error *e = NULL;
@@ -341,7 +340,7 @@ rpc_start_container(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *u
         UNPACK(Grpc__StartContainerRequest, grpc__start_container_request__descriptor);
     agent_container *c;
 
-    if (!req || !need_sandbox(a, call) || !find_process(a, call, req->container_id, "", &c, NULL))
+    if (!req || !need_sandbox(a, call) || !agent_find_process(a, call, req->container_id, "", &c, NULL))
         return;
     agent_container_start(c, call);
 }
@@ -365,7 +364,7 @@ rpc_remove_container(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *
         UNPACK(Grpc__RemoveContainerRequest, grpc__remove_container_request__descriptor);
     agent_container *c;
 
-    if (!req || !need_sandbox(a, call) || !find_process(a, call, req->container_id, "", &c, NULL))
+    if (!req || !need_sandbox(a, call) || !agent_find_process(a, call, req->container_id, "", &c, NULL))
         return;
     if (c->state == AGENT_CONTAINER_CREATING || c->state == AGENT_CONTAINER_STARTING ||
         c->state == AGENT_CONTAINER_REMOVING) {
@@ -387,7 +386,7 @@ rpc_wait_process(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *user
     agent_container *c;
     agent_process *p;
 
-    if (!req || !find_process(a, call, req->container_id, req->exec_id, &c, &p))
+    if (!req || !agent_find_process(a, call, req->container_id, req->exec_id, &c, &p))
         return;
     agent_process_wait(p, call);
 }
@@ -421,7 +420,7 @@ rpc_signal_process(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *us
     agent_process *p;
     int sig;
 
-    if (!req || !find_process(a, call, req->container_id, req->exec_id, &c, &p))
+    if (!req || !agent_find_process(a, call, req->container_id, req->exec_id, &c, &p))
         return;
     if (req->signal > (uint32_t)SIGRTMAX) {
         cc_ttrpc_call_fail(call, CC_TTRPC_INVALID_ARGUMENT, "signal: %u is not a signal",
@@ -461,7 +460,7 @@ rpc_write_stdin(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *userd
     agent_container *c;
     agent_process *p;
 
-    if (!req || !find_process(a, call, req->container_id, req->exec_id, &c, &p))
+    if (!req || !agent_find_process(a, call, req->container_id, req->exec_id, &c, &p))
         return;
     agent_stream_write(&p->in, call, req->data.data, req->data.len);
 }
@@ -474,7 +473,7 @@ read_stream(cc_ttrpc_call *call, const uint8_t *buf, size_t len, agent *a, bool 
     agent_container *c;
     agent_process *p;
 
-    if (!req || !find_process(a, call, req->container_id, req->exec_id, &c, &p))
+    if (!req || !agent_find_process(a, call, req->container_id, req->exec_id, &c, &p))
         return;
     agent_stream_read(out ? &p->out : &p->err, call, req->len);
 }
@@ -500,7 +499,7 @@ rpc_close_stdin(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *userd
     agent_container *c;
     agent_process *p;
 
-    if (!req || !find_process(a, call, req->container_id, req->exec_id, &c, &p))
+    if (!req || !agent_find_process(a, call, req->container_id, req->exec_id, &c, &p))
         return;
     agent_stream_close(&p->in);
     cc_ttrpc_call_reply(call, NULL);
@@ -600,6 +599,22 @@ agent_rpc_register(agent *a, cc_error **err)
         {"CopyFile", rpc_copy_file},
         {"SetGuestDateTime", rpc_set_guest_date_time},
         {"GetGuestDetails", rpc_get_guest_details},
+        {"StatsContainer", agent_rpc_stats_container},
+        {"PauseContainer", agent_rpc_pause_container},
+        {"ResumeContainer", agent_rpc_resume_container},
+        {"UpdateContainer", agent_rpc_update_container},
+        {"GetOOMEvent", agent_rpc_get_oom_event},
+        {"OnlineCPUMem", agent_rpc_online_cpu_mem},
+        {"UpdateInterface", agent_rpc_update_interface},
+        {"UpdateRoutes", agent_rpc_update_routes},
+        {"ListInterfaces", agent_rpc_list_interfaces},
+        {"ListRoutes", agent_rpc_list_routes},
+        {"ExecProcess", agent_rpc_exec_process},
+        {"TtyWinResize", agent_rpc_tty_win_resize},
+    };
+    static const cc_ttrpc_method own[] = {
+        {"ListProcesses", agent_rpc_list_processes},
+        {"ReadStdio", agent_rpc_read_stdio},
     };
     int r;
 
@@ -607,6 +622,10 @@ agent_rpc_register(agent *a, cc_error **err)
                                  sizeof(health) / sizeof(health[0]), a, err);
     if (r < 0)
         return r;
-    return cc_ttrpc_server_register(a->server, "grpc.AgentService", service,
-                                    sizeof(service) / sizeof(service[0]), a, err);
+    r = cc_ttrpc_server_register(a->server, "grpc.AgentService", service,
+                                 sizeof(service) / sizeof(service[0]), a, err);
+    if (r < 0)
+        return r;
+    return cc_ttrpc_server_register(a->server, "cloak.agent.v1.Agent", own,
+                                    sizeof(own) / sizeof(own[0]), a, err);
 }
