@@ -365,7 +365,8 @@ process_set_exited(agent_process *p, int status)
     p->exit_code = agent_wait_status_to_exit_code(status);
     cc_log(CC_LOG_INFO, "container %s: process %d %s", c->id, (int)p->pid,
            agent_wait_status_to_string(status, buf, sizeof(buf)));
-    if (c->state == AGENT_CONTAINER_RUNNING || c->state == AGENT_CONTAINER_CREATED)
+    if (p == c->init &&
+        (c->state == AGENT_CONTAINER_RUNNING || c->state == AGENT_CONTAINER_CREATED))
         c->state = AGENT_CONTAINER_STOPPED;
     process_complete_waiters(p, false);
     if (c->state == AGENT_CONTAINER_REMOVING)
