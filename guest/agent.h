@@ -49,6 +49,7 @@ typedef struct agent_options {
     const char *base;       /* AGENT_GUEST_BASE unless testing */
     const char *state_dir;  /* AGENT_STATE_DIR unless testing */
     const char *pause_bundle; /* AGENT_PAUSE_BUNDLE unless testing */
+    const char *cgroup_root; /* NULL: "/sys/fs/cgroup" (tests: a fake cgroup tree) */
 } agent_options;
 
 /* --- commands (crun) ------------------------------------------------------------------------ */
@@ -97,7 +98,9 @@ struct agent_process {
     bool exited;
     int exit_code;          /* agent_wait_status_to_exit_code() */
     agent_stream in, out, err;
+    int tty;                /* terminal master (also in.fd/out.fd), -1 without a terminal */
     struct agent_waiter *waiters; /* WaitProcess calls */
+    struct agent_stdio_call *stdio_head; /* ReadStdio calls waiting */
 };
 
 typedef enum agent_container_state {
@@ -130,7 +133,9 @@ struct agent_container {
     bool delete_done;
     bool remove_requested;  /* removal asked for while crun create/start ran */
     void *oom;              /* ops.c: the memory.events watch */
+    bool paused;            /* ops.c: PauseContainer froze its cgroup (ResumeContainer thaws) */
     uint32_t remove_timeout;
+    unsigned n_execs;       /* in execs */
 };
 
 /* --- the agent ------------------------------------------------------------------------------ */
@@ -152,6 +157,7 @@ struct agent {
     struct agent_exit *unclaimed;   /* exits of pids nobody claimed yet (bounded) */
     size_t n_unclaimed;
     cc_loop_source *sigchld;
+    unsigned console_seq;   /* names console sockets */
     void *oom_state;        /* ops.c: OOM events not yet fetched, GetOOMEvent calls waiting */
     /* the channel to the host */
     char *serial_path;      /* /dev/vportNpM */
@@ -202,6 +208,33 @@ void agent_container_remove(agent_container *c, uint32_t timeout_sec,
                             void (*done)(agent_container *c, int r, void *userdata),
                             void *userdata);
 
+/* Processes (container.c): new one of c (not linked anywhere), free (fails its calls). */
+agent_process *agent_process_new(agent_container *c, const char *exec_id);
+void agent_process_free(agent_process *p);
+/* p exited with wait status status: answers its waiters. */
+void agent_process_set_exited(agent_process *p, int status);
+/* Takes in_fd (written by the agent), out_fd, err_fd (read; -1: none, at EOF). */
+int agent_process_set_streams(agent *a, agent_process *p, int in_fd, int out_fd, int err_fd,
+                              cc_error **err);
+/* cloak.agent.v1 ReadStdio: up to max bytes of stdout and stderr (0: 1 MiB, at most 3 MiB). */
+void agent_process_read_stdio(agent_process *p, cc_ttrpc_call *call, size_t max);
+/* crun helpers: "<crun> --root=... --log=file:<bundle>/crun.log CMD [A1..A4] <id>" (truncates
+ * the log); the last line of the log (or fallback); free a NULL-terminated vector. */
+char **agent_crun_argv(agent_container *c, const char *cmd, const char *a1, const char *a2,
+                       const char *a3, const char *a4);
+char *agent_crun_log_message(agent_container *c, const char *fallback);
+void agent_strv_free(char **v);
+/* A removal was requested while crun ran for c (create, start, an exec): do it now if
+ * nothing runs any more. */
+void agent_container_remove_if_requested(agent_container *c);
+
+/* Terminals (exec.c): a unix socket for crun's --console-socket (path below the state dir),
+ * and the terminal master crun sent on it (call once crun has exited). Then
+ * agent_process_attach_tty() makes the master the process's stdin and stdout. */
+int agent_console_listen(agent *a, char **ret_path, int *ret_fd, cc_error **err);
+int agent_console_receive(int listen_fd, int *ret_master, cc_error **err);
+int agent_process_attach_tty(agent *a, agent_process *p, int master, cc_error **err);
+
 /* Streams (container.c). */
 void agent_stream_read(agent_stream *s, cc_ttrpc_call *call, size_t len);
 void agent_stream_write(agent_stream *s, cc_ttrpc_call *call, const uint8_t *data, size_t len);
@@ -237,6 +270,8 @@ int agent_validate_guest_path(agent *a, const char *path, const char *field, con
  */
 int agent_mkdir_nofollow(int dir_fd, const char *rel, mode_t mode, bool create, int *ret_fd,
                          cc_error **err);
+/* A process (the spec's, or ExecProcess's); field names it in errors ("process"). */
+int agent_validate_process(const Grpc__Process *p, const char *field, cc_error **err);
 /* The OCI spec of a CreateContainer: everything crun will be given. */
 int agent_validate_spec(agent *a, const Grpc__Spec *spec, cc_error **err);
 
@@ -267,14 +302,52 @@ void agent_oom_watch(agent_container *c);
 void agent_oom_unwatch(agent_container *c);
 /* ops.c: frees a->oom_state, failing waiting calls. */
 void agent_oom_free(agent *a);
-/* The container's cgroup directory in the guest ("/sys/fs/cgroup/cloak/<id>"); caller frees. */
+/* The container's cgroup directory in the guest ("/sys/fs/cgroup/cloak/<id>", below
+ * opts.cgroup_root when set); caller frees. */
 char *agent_container_cgroup(agent_container *c);
+
+/* ops.c internals, for the unit tests. dir_fd: the cgroup v2 directory (borrowed). */
+/* Reads the cgroup's statistics into a new message (free: protobuf_c_message_free_unpacked).
+ * Missing files count as 0 (memory.peak, memory.swap.*, io.stat ...). */
+int agent_cgroup_stats(int dir_fd, Grpc__CgroupStats **ret, cc_error **err);
+/* Checks r (errors name the field: "resources.Memory.Limit: ...") and writes the cgroup files it
+ * sets; on a failed write restores what it wrote before. Ignored fields are logged (debug). */
+int agent_cgroup_update(int dir_fd, const Grpc__LinuxResources *r, cc_error **err);
+/* cpu.shares (2..262144) -> cpu.weight (1..10000) as runc and crun convert; 0 stays 0. */
+uint64_t agent_cpu_shares_to_weight(uint64_t shares);
+/* A cpuset list: "" or N[-M](,N[-M])* with N <= M < 8192. */
+int agent_validate_cpuset(const char *s, const char *field, cc_error **err);
+/* The value of key in a flat-keyed cgroup file ("oom_kill 3\n..."); -ENOENT when absent. */
+int agent_cgroup_flat_key(const char *text, const char *key, uint64_t *ret);
 
 /* rpc.c helpers for handlers elsewhere: unpack with cleanup, find a process. */
 void agent_msg_freep(void *p);
 #define _cleanup_msg_ _cleanup_(agent_msg_freep)
 bool agent_find_process(agent *a, cc_ttrpc_call *call, const char *cid, const char *eid,
                         agent_container **ret_c, agent_process **ret_p);
+
+/* --- networking (network.c) ------------------------------------------------------------- */
+
+#define AGENT_MTU_MIN 68u
+#define AGENT_MTU_MAX 65535u
+#define AGENT_IP_ADDRESSES_MAX 64u   /* per UpdateInterface */
+#define AGENT_ROUTES_MAX 1024u       /* per UpdateRoutes */
+
+/* Checks an UpdateInterface's interface without touching anything: hwAddr (MAC) or device or
+ * name, mtu, the addresses. -EINVAL naming the field ("interface.IPAddresses[1].mask: ..."). */
+int agent_interface_validate(const Types__Interface *iface, cc_error **err);
+/* Checks an UpdateRoutes' routes ("routes.Routes[2].gateway: ..."). */
+int agent_routes_validate(Types__Route *const *routes, size_t n, cc_error **err);
+/*
+ * The RPCs' actions on the calling thread's network namespace (blocking rtnetlink requests;
+ * they validate first). Results are allocated; free them with
+ * protobuf_c_message_free_unpacked(&x->base, NULL). A link not found: -ENOENT.
+ */
+int agent_interface_update(const Types__Interface *iface, Types__Interface **ret, cc_error **err);
+int agent_routes_update(Types__Route *const *routes, size_t n, Grpc__Routes **ret,
+                        cc_error **err);
+int agent_interfaces_list(Grpc__Interfaces **ret, cc_error **err);
+int agent_routes_list(Grpc__Routes **ret, cc_error **err);
 
 /* --- CopyFile (copyfile.c) ------------------------------------------------------------------ */
 int agent_copy_file(agent *a, const Grpc__CopyFileRequest *req, cc_error **err);

@@ -24,6 +24,7 @@
 #include "json.h"
 #include "log.h"
 #include "oci.h"
+#include "cloak/agent.pb-c.h"
 #include "util.h"
 
 static void
@@ -134,16 +135,23 @@ stream_update_events(agent_stream *s)
 {
     if (!s->source)
         return;
-    (void)cc_loop_source_set_enabled(s->source, s->head != NULL, NULL);
+    bool want = s->head != NULL || (!s->input && s->proc && s->proc->stdio_head != NULL);
+    (void)cc_loop_source_set_enabled(s->source, want, NULL);
 }
+
+static void stdio_dispatch(agent_process *p);
 
 static int
 on_stream_io(cc_loop_source *src, int fd, uint32_t revents, void *userdata)
 {
+    agent_stream *s = userdata;
     (void)src;
     (void)fd;
     (void)revents;
-    stream_dispatch(userdata);
+    if (s->head)
+        stream_dispatch(s);
+    else
+        stdio_dispatch(s->proc);
     return 0;
 }
 
@@ -271,6 +279,10 @@ stream_init(agent *a, agent_stream *s, agent_process *p, int fd, bool input, cc_
     s->proc = p;
     s->fd = fd;
     s->input = input;
+    if (fd < 0) { /* no such stream (stderr of a terminal): at EOF from the start */
+        s->eof = true;
+        return 0;
+    }
     r = cc_fd_set_nonblock(fd, true);
     if (r < 0)
         return cc_error_set(err, r, "O_NONBLOCK");
@@ -278,6 +290,135 @@ stream_init(agent *a, agent_stream *s, agent_process *p, int fd, bool input, cc_
     if (r < 0)
         return r;
     return cc_loop_source_set_enabled(s->source, false, err);
+}
+
+/* --- ReadStdio: both output streams of a process, batched (cloak.agent.v1) ----------------- */
+
+typedef struct agent_stdio_call {
+    struct agent_stdio_call *next;
+    agent_process *proc;
+    cc_ttrpc_call *call;
+    size_t max;
+} agent_stdio_call;
+
+static void
+stdio_unlink(agent_process *p, agent_stdio_call *sc)
+{
+    for (agent_stdio_call **pp = &p->stdio_head; *pp; pp = &(*pp)->next)
+        if (*pp == sc) {
+            *pp = sc->next;
+            return;
+        }
+}
+
+static void
+on_stdio_cancel(cc_ttrpc_call *call, cc_ttrpc_code reason, void *userdata)
+{
+    agent_stdio_call *sc = userdata;
+    stdio_unlink(sc->proc, sc);
+    cc_ttrpc_call_fail(call, reason, "cancelled");
+    free(sc);
+}
+
+/* Reads what s has now, up to max bytes, into buf; returns the count; sets s->eof at EOF. */
+static size_t
+stream_drain(agent_stream *s, uint8_t *buf, size_t max)
+{
+    size_t got = 0;
+
+    while (s->fd >= 0 && got < max) {
+        ssize_t n = read(s->fd, buf + got, max - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) { /* EOF, or EIO from a terminal whose other side is gone */
+            s->eof = true;
+            s->source = cc_loop_source_free(s->source);
+            s->fd = cc_close(s->fd);
+            break;
+        }
+        got += (size_t)n;
+    }
+    return got;
+}
+
+static void
+stdio_dispatch(agent_process *p)
+{
+    while (p->stdio_head) {
+        agent_stdio_call *sc = p->stdio_head;
+        bool out_eof = p->out.eof, err_eof = p->err.eof;
+        /* one buffer for all calls (the reply is serialised before the next read), kept:
+         * a fresh multi-MiB allocation per call costs page faults, which TCG makes slow */
+        static uint8_t *buf;
+        if (!buf)
+            buf = cc_xmalloc(3u << 20);
+        size_t n_out = stream_drain(&p->out, buf, sc->max);
+        size_t n_err = stream_drain(&p->err, buf + n_out, sc->max - n_out);
+
+        if (n_out == 0 && n_err == 0 && out_eof == p->out.eof && err_eof == p->err.eof &&
+            !(p->out.eof && p->err.eof))
+            break; /* nothing new: wait */
+        Cloak__Agent__V1__ReadStdioResponse resp = CLOAK__AGENT__V1__READ_STDIO_RESPONSE__INIT;
+        resp.stdout.data = buf;
+        resp.stdout.len = n_out;
+        resp.stderr.data = buf + n_out;
+        resp.stderr.len = n_err;
+        resp.stdout_eof = p->out.eof;
+        resp.stderr_eof = p->err.eof;
+        p->stdio_head = sc->next;
+        cc_ttrpc_call_set_cancel(sc->call, NULL, NULL);
+        cc_ttrpc_call_reply(sc->call, &resp.base);
+        free(sc);
+    }
+    stream_update_events(&p->out);
+    stream_update_events(&p->err);
+}
+
+void
+agent_process_read_stdio(agent_process *p, cc_ttrpc_call *call, size_t max)
+{
+    agent_stdio_call *sc = cc_xzalloc(sizeof(*sc)), **pp;
+
+    sc->proc = p;
+    sc->call = call;
+    sc->max = max == 0 ? (1u << 20) : max > (3u << 20) ? (3u << 20) : max;
+    for (pp = &p->stdio_head; *pp; pp = &(*pp)->next)
+        ;
+    *pp = sc;
+    cc_ttrpc_call_set_cancel(call, on_stdio_cancel, sc);
+    stdio_dispatch(p);
+}
+
+static void
+stdio_fail_all(agent_process *p, const char *msg)
+{
+    while (p->stdio_head) {
+        agent_stdio_call *sc = p->stdio_head;
+        p->stdio_head = sc->next;
+        cc_ttrpc_call_set_cancel(sc->call, NULL, NULL);
+        cc_ttrpc_call_fail(sc->call, CC_TTRPC_NOT_FOUND, "%s", msg);
+        free(sc);
+    }
+}
+
+int
+agent_process_set_streams(agent *a, agent_process *p, int in_fd, int out_fd, int err_fd,
+                          cc_error **err)
+{
+    int r;
+
+    /* bigger pipes: fewer wake-ups for a fast writer (best effort) */
+    if (out_fd >= 0)
+        (void)fcntl(out_fd, F_SETPIPE_SZ, 1 << 20);
+    if (err_fd >= 0)
+        (void)fcntl(err_fd, F_SETPIPE_SZ, 1 << 20);
+    if ((r = stream_init(a, &p->in, p, in_fd, true, err)) < 0 ||
+        (r = stream_init(a, &p->out, p, out_fd, false, err)) < 0 ||
+        (r = stream_init(a, &p->err, p, err_fd, false, err)) < 0)
+        return r;
+    return 0;
 }
 
 /* --- processes -------------------------------------------------------------------------- */
@@ -329,24 +470,26 @@ agent_process_wait(agent_process *p, cc_ttrpc_call *call)
     cc_ttrpc_call_set_cancel(call, on_waiter_cancel, w);
 }
 
-static agent_process *
-process_new(agent_container *c, const char *exec_id)
+agent_process *
+agent_process_new(agent_container *c, const char *exec_id)
 {
     agent_process *p = cc_xzalloc(sizeof(*p));
     p->container = c;
     p->exec_id = cc_xstrdup(exec_id);
     p->in.fd = p->out.fd = p->err.fd = -EBADF;
+    p->tty = -1;
     return p;
 }
 
-static void
-process_free(agent_process *p)
+void
+agent_process_free(agent_process *p)
 {
     if (!p)
         return;
     agent_stream_close(&p->in);
     agent_stream_close(&p->out);
     agent_stream_close(&p->err);
+    stdio_fail_all(p, "the process was removed");
     process_complete_waiters(p, true);
     free(p->exec_id);
     free(p);
@@ -355,8 +498,8 @@ process_free(agent_process *p)
 static void container_removal_progress(agent_container *c);
 static void container_remove_now(agent_container *c);
 
-static void
-process_set_exited(agent_process *p, int status)
+void
+agent_process_set_exited(agent_process *p, int status)
 {
     char buf[96];
     agent_container *c = p->container;
@@ -378,12 +521,12 @@ agent_process_exited(agent *a, pid_t pid, int status)
 {
     for (agent_container *c = a->containers; c; c = c->next) {
         if (c->init && c->init->pid == pid && !c->init->exited) {
-            process_set_exited(c->init, status);
+            agent_process_set_exited(c->init, status);
             return true;
         }
         for (agent_process *p = c->execs; p; p = p->next)
             if (p->pid == pid && !p->exited) {
-                process_set_exited(p, status);
+                agent_process_set_exited(p, status);
                 return true;
             }
     }
@@ -401,9 +544,9 @@ agent_container_free(agent_container *c)
     while (c->execs) {
         agent_process *p = c->execs;
         c->execs = p->next;
-        process_free(p);
+        agent_process_free(p);
     }
-    process_free(c->init);
+    agent_process_free(c->init);
     cc_loop_source_free(c->remove_timer);
     for (size_t i = 0; i < c->n_mounts; i++)
         free(c->mounts[i]);
@@ -453,8 +596,8 @@ container_cleanup_system(agent_container *c)
     }
 }
 
-static char *
-crun_log_message(agent_container *c, const char *fallback)
+char *
+agent_crun_log_message(agent_container *c, const char *fallback)
 {
     _cleanup_free_ char *path = cc_xasprintf("%s/crun.log", c->bundle);
     _cleanup_free_ char *text = NULL;
@@ -469,8 +612,8 @@ crun_log_message(agent_container *c, const char *fallback)
     return cc_xstrdup(line ? line + 1 : text);
 }
 
-static char **
-crun_argv(agent_container *c, const char *cmd, const char *a1, const char *a2, const char *a3,
+char **
+agent_crun_argv(agent_container *c, const char *cmd, const char *a1, const char *a2, const char *a3,
           const char *a4)
 {
     agent *a = c->agent;
@@ -492,8 +635,8 @@ crun_argv(agent_container *c, const char *cmd, const char *a1, const char *a2, c
     return v;
 }
 
-static void
-strv_free(char **v)
+void
+agent_strv_free(char **v)
 {
     for (char **p = v; p && *p; p++)
         free(*p);
@@ -503,8 +646,19 @@ strv_free(char **v)
 typedef struct create_op {
     agent_container *c;
     cc_ttrpc_call *call;
-    int child_fds[3];
+    int console;            /* listening console socket, -1 without a terminal */
+    char *console_path;
 } create_op;
+
+static void
+create_op_free(create_op *op)
+{
+    cc_close(op->console);
+    if (op->console_path)
+        (void)unlink(op->console_path);
+    free(op->console_path);
+    free(op);
+}
 
 static void
 on_crun_create(agent *a, int status, const char *output, void *userdata)
@@ -518,7 +672,7 @@ on_crun_create(agent *a, int status, const char *output, void *userdata)
 
     (void)output;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        _cleanup_free_ char *msg = crun_log_message(c, NULL);
+        _cleanup_free_ char *msg = agent_crun_log_message(c, NULL);
         cc_log(CC_LOG_ERROR, "container %s: crun create %s: %s", c->id,
                agent_wait_status_to_string(status, buf, sizeof(buf)), msg);
         cc_ttrpc_call_fail(op->call, CC_TTRPC_INTERNAL, "container %s: crun create failed: %s",
@@ -531,15 +685,25 @@ on_crun_create(agent *a, int status, const char *output, void *userdata)
         goto fail;
     }
     c->init->pid = atoi(text);
+    if (op->console >= 0) {
+        _cleanup_error_ cc_error *e = NULL;
+        int master = -1;
+        if (agent_console_receive(op->console, &master, &e) < 0 ||
+            agent_process_attach_tty(a, c->init, master, &e) < 0) {
+            cc_ttrpc_call_fail(op->call, CC_TTRPC_INTERNAL, "container %s: terminal: %s", c->id,
+                               cc_error_message(e));
+            (void)kill(c->init->pid, SIGKILL);
+            goto fail;
+        }
+    }
     c->state = AGENT_CONTAINER_CREATED;
     cc_log(CC_LOG_INFO, "container %s created (pid %d)", c->id, (int)c->init->pid);
     agent_oom_watch(c);
     cc_ttrpc_call_reply(op->call, NULL);
-    free(op);
+    create_op_free(op);
     if (agent_take_unclaimed(a, c->init->pid, &st))
-        process_set_exited(c->init, st);
-    if (c->remove_requested)
-        container_remove_now(c);
+        agent_process_set_exited(c->init, st);
+    agent_container_remove_if_requested(c);
     return;
 
 fail:
@@ -548,7 +712,7 @@ fail:
     if (c->remove_requested)
         c->remove_done(c, 0, c->remove_userdata);
     agent_container_free(c);
-    free(op);
+    create_op_free(op);
 }
 
 /*
@@ -731,7 +895,7 @@ agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContaine
     c->id = cc_xstrdup(req->container_id);
     c->state = AGENT_CONTAINER_CREATING;
     c->bundle = cc_xasprintf("%s/bundles/%s", a->opts.state_dir, c->id);
-    c->init = process_new(c, c->id);
+    c->init = agent_process_new(c, c->id);
 
     r = agent_storages_mount(a, req->storages, req->n_storages, &c->mounts, &c->n_mounts,
                              &c->sandbox, &e);
@@ -773,36 +937,51 @@ agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContaine
     if (r < 0)
         goto fail;
 
-    for (int i = 0; i < 3; i++)
-        if (pipe2(fds[i], O_CLOEXEC) < 0) {
-            r = cc_error_set(&e, -errno, "pipe");
+    create_op *op = cc_xzalloc(sizeof(*op));
+    op->c = c;
+    op->call = call;
+    op->console = -1;
+    if (req->oci->process->terminal) {
+        /* crun makes the terminal and sends us its master; crun's own stdio is /dev/null */
+        r = agent_console_listen(a, &op->console_path, &op->console, &e);
+        if (r < 0) {
+            create_op_free(op);
             goto fail;
         }
-    /* the agent keeps stdin's write end and the read ends of stdout and stderr */
-    if ((r = stream_init(a, &c->init->in, c->init, TAKE_FD(fds[0][1]), true, &e)) < 0 ||
-        (r = stream_init(a, &c->init->out, c->init, TAKE_FD(fds[1][0]), false, &e)) < 0 ||
-        (r = stream_init(a, &c->init->err, c->init, TAKE_FD(fds[2][0]), false, &e)) < 0)
-        goto fail;
+    } else {
+        for (int i = 0; i < 3; i++)
+            if (pipe2(fds[i], O_CLOEXEC) < 0) {
+                r = cc_error_set(&e, -errno, "pipe");
+                create_op_free(op);
+                goto fail;
+            }
+        /* the agent keeps stdin's write end and the read ends of stdout and stderr */
+        r = agent_process_set_streams(a, c->init, TAKE_FD(fds[0][1]), TAKE_FD(fds[1][0]),
+                                      TAKE_FD(fds[2][0]), &e);
+        if (r < 0) {
+            create_op_free(op);
+            goto fail;
+        }
+    }
 
     {
         _cleanup_free_ char *pidfile = cc_xasprintf("--pid-file=%s/pid", c->bundle);
         _cleanup_free_ char *bundle = cc_xasprintf("--bundle=%s", c->bundle);
-        argv = crun_argv(c, "create", bundle, pidfile, NULL, NULL);
+        _cleanup_free_ char *console =
+            op->console_path ? cc_xasprintf("--console-socket=%s", op->console_path) : NULL;
+        argv = agent_crun_argv(c, "create", bundle, pidfile, console, NULL);
     }
-    create_op *op = cc_xzalloc(sizeof(*op));
-    op->c = c;
-    op->call = call;
     int stdio[3] = {fds[0][0], fds[1][1], fds[2][1]};
     c->next = a->containers;
     a->containers = c;
     r = agent_cmd_start(a, argv, stdio, on_crun_create, op, &e);
-    strv_free(argv);
+    agent_strv_free(argv);
     for (int i = 0; i < 3; i++) {
         cc_close(fds[i][0]);
         cc_close(fds[i][1]);
     }
     if (r < 0) {
-        free(op);
+        create_op_free(op);
         container_unlink(c);
         goto fail_closed;
     }
@@ -831,7 +1010,7 @@ on_crun_start(agent *a, int status, const char *output, void *userdata)
     (void)a;
     (void)output;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        _cleanup_free_ char *msg = crun_log_message(c, output);
+        _cleanup_free_ char *msg = agent_crun_log_message(c, output);
         c->state = c->init->exited ? AGENT_CONTAINER_STOPPED : AGENT_CONTAINER_CREATED;
         cc_log(CC_LOG_ERROR, "container %s: crun start %s: %s", c->id,
                agent_wait_status_to_string(status, buf, sizeof(buf)), msg);
@@ -842,8 +1021,7 @@ on_crun_start(agent *a, int status, const char *output, void *userdata)
         cc_log(CC_LOG_INFO, "container %s started", c->id);
         cc_ttrpc_call_reply(call, NULL);
     }
-    if (c->remove_requested)
-        container_remove_now(c);
+    agent_container_remove_if_requested(c);
 }
 
 void
@@ -859,11 +1037,11 @@ agent_container_start(agent_container *c, cc_ttrpc_call *call)
                            c->id, agent_container_state_to_string(c->state));
         return;
     }
-    argv = crun_argv(c, "start", NULL, NULL, NULL, NULL);
+    argv = agent_crun_argv(c, "start", NULL, NULL, NULL, NULL);
     c->state = AGENT_CONTAINER_STARTING;
     c->pending_call = call;
     r = agent_cmd_start(c->agent, argv, stdio, on_crun_start, c, &e);
-    strv_free(argv);
+    agent_strv_free(argv);
     if (r < 0) {
         c->state = AGENT_CONTAINER_CREATED;
         c->pending_call = NULL;
@@ -901,7 +1079,7 @@ on_crun_delete(agent *a, int status, const char *output, void *userdata)
     (void)a;
     (void)output;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        _cleanup_free_ char *msg = crun_log_message(c, output);
+        _cleanup_free_ char *msg = agent_crun_log_message(c, output);
         cc_log(CC_LOG_WARNING, "container %s: crun delete %s: %s", c->id,
                agent_wait_status_to_string(status, buf, sizeof(buf)), msg);
     }
@@ -929,9 +1107,21 @@ agent_container_remove(agent_container *c, uint32_t timeout_sec,
     c->remove_userdata = userdata;
     c->remove_timeout = timeout_sec;
     c->remove_requested = true;
-    /* crun create or start is running: remove once it is done (see their callbacks) */
+    agent_container_remove_if_requested(c);
+}
+
+void
+agent_container_remove_if_requested(agent_container *c)
+{
+    if (!c->remove_requested)
+        return;
+    /* crun create, start or an exec is running: remove once it is done (their callbacks
+     * call this again) */
     if (c->state == AGENT_CONTAINER_CREATING || c->state == AGENT_CONTAINER_STARTING)
         return;
+    for (agent_process *p = c->execs; p; p = p->next)
+        if (p->pid == 0 && !p->exited)
+            return;
     container_remove_now(c);
 }
 
@@ -951,9 +1141,9 @@ container_remove_now(agent_container *c)
     r = cc_loop_add_timer(c->agent->loop, usec, 0, on_remove_timeout, c, &c->remove_timer, &e);
     if (r < 0)
         cc_log_error(CC_LOG_WARNING, e, "container %s: no removal timer", c->id);
-    argv = crun_argv(c, "delete", "--force", NULL, NULL, NULL);
+    argv = agent_crun_argv(c, "delete", "--force", NULL, NULL, NULL);
     r = agent_cmd_start(c->agent, argv, stdio, on_crun_delete, c, &e);
-    strv_free(argv);
+    agent_strv_free(argv);
     if (r < 0) {
         cc_log_error(CC_LOG_WARNING, e, "container %s: cannot run crun delete", c->id);
         c->delete_done = true;

@@ -123,8 +123,9 @@ ext_ack_message(const struct nlmsghdr *h)
     return NULL;
 }
 
-int
-nl_transact(int fd, nl_msg *m, cc_error **err)
+/* Sends m on fd with a fresh sequence number; returns it in *ret_seq. */
+static int
+nl_send(int fd, nl_msg *m, uint32_t *ret_seq, cc_error **err)
 {
     if (m->overflow)
         return cc_error_msg(err, -ENOBUFS, "netlink: request larger than %d bytes", NL_MSG_MAX);
@@ -148,8 +149,20 @@ nl_transact(int fd, nl_msg *m, cc_error **err)
         return cc_error_set(err, cc_negerrno(), "netlink send");
     if ((size_t)n != m->len)
         return cc_error_msg(err, -EIO, "netlink send: short write");
+    *ret_seq = seq;
+    return 0;
+}
+
+int
+nl_transact(int fd, nl_msg *m, cc_error **err)
+{
+    uint32_t seq;
+    int r = nl_send(fd, m, &seq, err);
+    if (r < 0)
+        return r;
 
     for (;;) {
+        ssize_t n;
         _Alignas(struct nlmsghdr) unsigned char buf[8192];
         n = recv(fd, buf, sizeof(buf), 0);
         if (n < 0 && errno == EINTR)
@@ -173,12 +186,85 @@ nl_transact(int fd, nl_msg *m, cc_error **err)
             const struct nlmsgerr *e = NLMSG_DATA(h);
             if (e->error == 0)
                 return 0;
-            int r = e->error < 0 ? e->error : -EIO;
+            r = e->error < 0 ? e->error : -EIO;
             const char *ext = ext_ack_message(h);
             if (ext)
                 return cc_error_msg(err, r, "netlink: %s: %s", strerror(-r), ext);
             return cc_error_set(err, r, "netlink");
         }
+    }
+}
+
+#define NL_DUMP_BUF (64u << 10)
+
+int
+nl_dump(int fd, nl_msg *m, nl_dump_fn fn, void *userdata, cc_error **err)
+{
+    m->hdr.nlmsg_flags = (uint16_t)((m->hdr.nlmsg_flags & ~NLM_F_ACK) | NLM_F_DUMP);
+    uint32_t seq;
+    int r = nl_send(fd, m, &seq, err);
+    if (r < 0)
+        return r;
+
+    _cleanup_free_ unsigned char *buf = cc_xmalloc(NL_DUMP_BUF);
+    for (;;) {
+        /* MSG_TRUNC: the real length, so a message larger than buf is an error, not garbage */
+        ssize_t n = recv(fd, buf, NL_DUMP_BUF, MSG_TRUNC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return cc_error_msg(err, -ETIMEDOUT, "netlink: no dump within %d s", NL_TIMEOUT_SEC);
+        if (n < 0)
+            return cc_error_set(err, cc_negerrno(), "netlink recv");
+        if ((size_t)n > NL_DUMP_BUF)
+            return cc_error_msg(err, -EMSGSIZE, "netlink: dump message of %zd bytes", n);
+        for (size_t off = 0; off + sizeof(struct nlmsghdr) <= (size_t)n;) {
+            const struct nlmsghdr *h = (const struct nlmsghdr *)(buf + off);
+            if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > (size_t)n - off)
+                break;
+            off += NLMSG_ALIGN(h->nlmsg_len);
+            if (h->nlmsg_seq != seq)
+                continue;
+            if (h->nlmsg_type == NLMSG_DONE) {
+                if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+                    int e = *(const int *)NLMSG_DATA(h);
+                    if (e < 0)
+                        return cc_error_set(err, e, "netlink dump");
+                }
+                return 0;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
+                    return cc_error_msg(err, -EBADMSG, "netlink: truncated error");
+                const struct nlmsgerr *e = NLMSG_DATA(h);
+                if (e->error == 0)
+                    continue;
+                return cc_error_set(err, e->error < 0 ? e->error : -EIO, "netlink dump");
+            }
+            r = fn(h, userdata, err);
+            if (r < 0)
+                return r;
+        }
+    }
+}
+
+void
+nl_attrs_parse(const struct rtattr **tb, unsigned max, const void *data, size_t len)
+{
+    memset(tb, 0, sizeof(*tb) * (max + 1));
+    const unsigned char *p = data;
+    while (len >= sizeof(struct rtattr)) {
+        const struct rtattr *rta = (const struct rtattr *)p;
+        if (rta->rta_len < sizeof(*rta) || rta->rta_len > len)
+            break;
+        unsigned type = rta->rta_type & NLA_TYPE_MASK;
+        if (type <= max)
+            tb[type] = rta;
+        size_t step = RTA_ALIGN(rta->rta_len);
+        if (step >= len)
+            break;
+        p += step;
+        len -= step;
     }
 }
 

@@ -63,6 +63,21 @@ int nl_transact(int fd, nl_msg *m, cc_error **err);
 /* nl_open() + nl_transact() + close. */
 int nl_request(nl_msg *m, cc_error **err);
 
+/*
+ * A dump (RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE with NLM_F_DUMP): m is sent on fd without
+ * NLM_F_ACK and fn is called for every message of the answer until NLMSG_DONE. A negative
+ * return of fn stops the dump and is returned (the rest of the answer is skipped by the next
+ * request's sequence check). Returns 0, fn's error, or the kernel's negative errno.
+ */
+typedef int (*nl_dump_fn)(const struct nlmsghdr *h, void *userdata, cc_error **err);
+int nl_dump(int fd, nl_msg *m, nl_dump_fn fn, void *userdata, cc_error **err);
+/*
+ * Fills tb[0..max] with the last attribute of each type found in the len bytes at data
+ * (attributes of a message or the payload of a nested attribute); others are NULL. Types
+ * above max are ignored.
+ */
+void nl_attrs_parse(const struct rtattr **tb, unsigned max, const void *data, size_t len);
+
 /* The interface index of ifname, or -ENODEV. */
 int nl_ifindex(const char *ifname, cc_error **err);
 

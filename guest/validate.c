@@ -117,8 +117,8 @@ check_strv(char **v, size_t n, const char *field, bool need_nonempty, cc_error *
     return 0;
 }
 
-static int
-validate_process(const Grpc__Process *p, const char *field, cc_error **err)
+int
+agent_validate_process(const Grpc__Process *p, const char *field, cc_error **err)
 {
     int r;
 
@@ -126,8 +126,8 @@ validate_process(const Grpc__Process *p, const char *field, cc_error **err)
         return cc_error_set(err, -EINVAL, "%s: missing", field);
     if (p->n_args == 0 || !p->args[0] || !*p->args[0])
         return cc_error_set(err, -EINVAL, "%s.Args: missing (a process needs a program)", field);
-    if ((r = check_strv(p->args, p->n_args, "Process.Args", false, err)) < 0)
-        return cc_error_prefix(err, r, "OCI");
+    if ((r = check_strv(p->args, p->n_args, "Args", false, err)) < 0)
+        return cc_error_prefix(err, r, "%s", field);
     if (p->n_env > SPEC_LIST_MAX)
         return cc_error_set(err, -E2BIG, "%s.Env: more than %d entries", field, SPEC_LIST_MAX);
     for (size_t i = 0; i < p->n_env; i++)
@@ -137,9 +137,6 @@ validate_process(const Grpc__Process *p, const char *field, cc_error **err)
         return cc_error_set(err, -EINVAL, "%s.Cwd: must be an absolute path", field);
     if (strlen(p->cwd) >= PATH_MAX)
         return cc_error_set(err, -ENAMETOOLONG, "%s.Cwd: too long", field);
-    if (p->terminal)
-        return cc_error_set(err, -EOPNOTSUPP, "%s.Terminal: terminals are not supported yet",
-                            field);
     if (p->user && p->user->username && *p->user->username)
         return cc_error_set(err, -EINVAL,
                             "%s.User.Username: user names are not resolved; give UID and GID",
@@ -258,7 +255,7 @@ agent_validate_spec(agent *a, const Grpc__Spec *spec, cc_error **err)
 
     if (!spec)
         return cc_error_set(err, -EINVAL, "OCI: missing");
-    r = validate_process(spec->process, "OCI.Process", err);
+    r = agent_validate_process(spec->process, "OCI.Process", err);
     if (r < 0)
         return r;
     if (!spec->root)

@@ -443,13 +443,6 @@ env_empty_name(spec_parts *p, const fixture *f)
 }
 
 static void
-terminal(spec_parts *p, const fixture *f)
-{
-    (void)f;
-    p->process.terminal = true;
-}
-
-static void
 username(spec_parts *p, const fixture *f)
 {
     (void)f;
@@ -668,7 +661,6 @@ test_spec_refused(void **state)
         {"empty cwd", empty_cwd, -EINVAL, "OCI.Process.Cwd"},
         {"env without =", env_no_equals, -EINVAL, "OCI.Process.Env[1]"},
         {"env empty name", env_empty_name, -EINVAL, "OCI.Process.Env[0]"},
-        {"terminal", terminal, -EOPNOTSUPP, "OCI.Process.Terminal"},
         {"username", username, -EINVAL, "OCI.Process.User.Username"},
         {"oom 5000", oom_5000, -EINVAL, "OCI.Process.OOMScoreAdj"},
         {"oom -5000", oom_minus_5000, -EINVAL, "OCI.Process.OOMScoreAdj"},
