@@ -419,11 +419,11 @@ word_in_list(const char *list, const char *word)
     return false;
 }
 
-/* +cpu +memory +pids +io for the children of the root cgroup; each one best effort. */
+/* +cpu +cpuset +memory +pids +io for the children of the root cgroup; each one best effort. */
 static void
 cgroup_enable_controllers(void)
 {
-    static const char *const wanted[] = {"cpu", "memory", "pids", "io"};
+    static const char *const wanted[] = {"cpu", "cpuset", "memory", "pids", "io"};
     _cleanup_free_ char *avail = NULL;
     _cleanup_error_ cc_error *e = NULL;
     if (cc_read_file("/sys/fs/cgroup/cgroup.controllers", 4096, &avail, NULL, &e) < 0) {
