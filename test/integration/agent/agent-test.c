@@ -8,7 +8,9 @@
  *
  * Scenario "main": health and version, guest details, CreateSandbox with an ephemeral
  * tmpfs, the container rootfs copied in with CopyFile (ctr-prog as /bin/prog), container c1
- * (stdio through Read/WriteStream, SIGTERM, exit status 42), c2 (exit 7), the pause sandbox
+ * (stdio through Read/WriteStream, SIGTERM, exit status 42), c2 (exit 7), the rest of the API
+ * (agent-test-rest.c: exec, tty, ListProcesses, stats, pause, update, OOM events, 64 MiB of
+ * stdout through ReadStdout and ReadStdio, OnlineCPUMem), the pause sandbox
  * container (image_guest_pull), negative cases (each must fail and leave the agent serving
  * and unchanged), raw frames (oversized, truncated) on fresh connections, the pause stopped
  * (SIGTERM, status 0), c3 left running, and DestroySandbox, after which the guest powers off (agent-vm.sh checks that).
@@ -21,6 +23,8 @@
 #include "macro.h"
 #include "ttrpc.h"
 #include "util.h"
+
+#include "agent-test.h"
 
 #include "google/protobuf/empty.pb-c.h"
 #include "kata/agent.pb-c.h"
@@ -40,37 +44,7 @@
 #include <sys/un.h>
 #include <time.h>
 
-#define USEC_PER_SEC 1000000ull
-#define CALL_TIMEOUT (30 * USEC_PER_SEC)    /* per call */
-#define EOF_READ_TIMEOUT (10 * USEC_PER_SEC) /* ReadStdout after the process exited */
-#define COPY_CHUNK (1u << 20)                /* CopyFile data per request, as Kata's runtime */
-
-#define AGENT_SERVICE "grpc.AgentService"
-#define HEALTH_SERVICE "grpc.Health"
-
-#define EPHEMERAL "/run/kata-containers/sandbox/ephemeral/rootfs1"
-#define ROOTFS EPHEMERAL "/rootfs"
-#define PAUSE_ROOTFS "/run/kata-containers/sb1/rootfs"
-
-typedef struct test_ctx {
-    cc_loop *loop;
-    cc_ttrpc_client *client;
-    const char *socket_path;
-    const char *prog_path;
-    unsigned ready_timeout_sec;
-    unsigned passed, failed;
-    bool pause_running; /* sb1 started, not yet stopped */
-    char *out[2]; /* stdout/stderr read but not yet matched, per container (c1 only) */
-} test_ctx;
-
-/* The outcome of one call: a gRPC status code, or -1 when nothing came back (local error). */
-typedef struct rpc_result {
-    int code;
-    char *message;          /* owned: status message, or the local error */
-    ProtobufCMessage *resp; /* owned: the unpacked response (OK and a descriptor given) */
-} rpc_result;
-
-static void
+void
 rpc_result_clear(rpc_result *r)
 {
     free(r->message);
@@ -79,7 +53,7 @@ rpc_result_clear(rpc_result *r)
     *r = (rpc_result){0};
 }
 
-static double
+double
 now_sec(void)
 {
     struct timespec ts;
@@ -87,9 +61,7 @@ now_sec(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-ok(test_ctx *t, const char *fmt, ...) _printf_(2, 3);
-static void
+void
 ok(test_ctx *t, const char *fmt, ...)
 {
     va_list ap;
@@ -103,9 +75,7 @@ ok(test_ctx *t, const char *fmt, ...)
 }
 
 /* Always returns -1, for "return fail(...)". */
-static int
-fail(test_ctx *t, const char *step, const char *fmt, ...) _printf_(3, 4);
-static int
+int
 fail(test_ctx *t, const char *step, const char *fmt, ...)
 {
     va_list ap;
@@ -119,9 +89,7 @@ fail(test_ctx *t, const char *step, const char *fmt, ...)
     return -1;
 }
 
-static void
-info(const char *fmt, ...) _printf_(1, 2);
-static void
+void
 info(const char *fmt, ...)
 {
     va_list ap;
@@ -133,7 +101,7 @@ info(const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *
+const char *
 code_name(int code)
 {
     return code < 0 ? "local-error" : cc_ttrpc_code_to_string((cc_ttrpc_code)code);
@@ -143,7 +111,7 @@ code_name(int code)
  * One synchronous call of service/method with req; on OK, unpacks the response as resp_desc
  * (may be NULL). Returns r->code.
  */
-static int
+int
 rpc(test_ctx *t, const char *service, const char *method, const ProtobufCMessage *req,
     const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_usec, rpc_result *r)
 {
@@ -176,7 +144,7 @@ rpc(test_ctx *t, const char *service, const char *method, const ProtobufCMessage
 }
 
 /* An AgentService call whose response is not needed: reports step ok or FAIL. */
-static int
+int
 expect_ok(test_ctx *t, const char *step, const char *method, const ProtobufCMessage *req)
 {
     rpc_result r;
@@ -194,7 +162,7 @@ expect_ok(test_ctx *t, const char *step, const char *method, const ProtobufCMess
  * An AgentService call that must fail: with want (>= 0) exactly, any error status for -1.
  * field (may be NULL): a word the message must contain (case-insensitive).
  */
-static int
+int
 expect_error(test_ctx *t, const char *step, const char *method, const ProtobufCMessage *req,
              int want, const char *field)
 {
@@ -260,7 +228,7 @@ health_check(test_ctx *t, uint64_t timeout_usec, int *serving, rpc_result *r)
  * until then requests wait in QEMU (a short per-try timeout, then another try: late answers
  * to forgotten calls are dropped by the client).
  */
-static int
+int
 connect_agent(test_ctx *t, unsigned timeout_sec, double *ret_elapsed)
 {
     double start = now_sec();
@@ -302,7 +270,7 @@ connect_agent(test_ctx *t, unsigned timeout_sec, double *ret_elapsed)
 }
 
 /* After a negative case: the agent still answers Health.Check SERVING. */
-static int
+int
 check_health(test_ctx *t, const char *after)
 {
     rpc_result r;
@@ -319,19 +287,6 @@ check_health(test_ctx *t, const char *after)
 
 /* --- OCI specs ---------------------------------------------------------------------------- */
 
-/* A Grpc__Spec with every sub-message in one place, so pointers stay valid. */
-typedef struct spec_buf {
-    Grpc__Spec spec;
-    Grpc__Process process;
-    Grpc__User user;
-    Grpc__LinuxCapabilities caps;
-    Grpc__Root root;
-    Grpc__Linux lnx;
-    Grpc__Mount mounts[5]; /* mount_table, and one more a step may add */
-    Grpc__Mount *mount_ptrs[5];
-    Grpc__LinuxNamespace ns[4];
-    Grpc__LinuxNamespace *ns_ptrs[4];
-} spec_buf;
 
 static const char *const cap_set[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_SETGID",
                                       "CAP_SETUID"};
@@ -354,11 +309,11 @@ static const struct {
     {"/dev/pts", "devpts", "devpts", pts_opts, ELEMENTSOF(pts_opts)},
     {"/sys", "sysfs", "sysfs", sys_opts, ELEMENTSOF(sys_opts)},
 };
+_Static_assert(ELEMENTSOF(mount_table) == SPEC_N_MOUNTS, "SPEC_N_MOUNTS");
 
-#define STRV(a) ((char **)(a)) /* protobuf-c's repeated strings are char **, never written */
 
 /* Fills b: root_path, args (n_args), hostname; n_mounts of mount_table (2 for the pause). */
-static void
+void
 spec_init(spec_buf *b, const char *root_path, const char *const *args, size_t n_args,
           const char *hostname, size_t n_mounts)
 {
@@ -422,7 +377,7 @@ static const char *const args_sleep[] = {"/bin/prog", "sleep"};
 static const char *const args_pause[] = {"/pause"};
 
 /* CreateContainer of id on the copied rootfs running args, no storages. */
-static int
+int
 create_container(test_ctx *t, const char *step, const char *id, const char *const *args,
                  size_t n_args)
 {
@@ -434,7 +389,7 @@ create_container(test_ctx *t, const char *step, const char *id, const char *cons
     return expect_ok(t, step, "CreateContainer", &req.base);
 }
 
-static int
+int
 container_call(test_ctx *t, const char *step, const char *method, const char *id)
 {
     if (cc_streq(method, "StartContainer")) {
@@ -447,22 +402,28 @@ container_call(test_ctx *t, const char *step, const char *method, const char *id
     return expect_ok(t, step, method, &req.base);
 }
 
-static int
-signal_process(test_ctx *t, const char *step, const char *id, unsigned signo)
+int
+signal_exec(test_ctx *t, const char *step, const char *id, const char *exec_id, unsigned signo)
 {
     Grpc__SignalProcessRequest req = GRPC__SIGNAL_PROCESS_REQUEST__INIT;
     req.container_id = (char *)id;
-    req.exec_id = (char *)"";
+    req.exec_id = (char *)exec_id;
     req.signal = signo;
     return expect_ok(t, step, "SignalProcess", &req.base);
 }
 
 static int
-wait_process(test_ctx *t, const char *step, const char *id, int want)
+signal_process(test_ctx *t, const char *step, const char *id, unsigned signo)
+{
+    return signal_exec(t, step, id, "", signo);
+}
+
+int
+wait_exec(test_ctx *t, const char *step, const char *id, const char *exec_id, int want)
 {
     Grpc__WaitProcessRequest req = GRPC__WAIT_PROCESS_REQUEST__INIT;
     req.container_id = (char *)id;
-    req.exec_id = (char *)"";
+    req.exec_id = (char *)exec_id;
     rpc_result r;
     int code = rpc(t, AGENT_SERVICE, "WaitProcess", &req.base,
                    &grpc__wait_process_response__descriptor, CALL_TIMEOUT, &r);
@@ -478,56 +439,68 @@ wait_process(test_ctx *t, const char *step, const char *id, int want)
     return ret;
 }
 
+static int
+wait_process(test_ctx *t, const char *step, const char *id, int want)
+{
+    return wait_exec(t, step, id, "", want);
+}
+
 /* --- stdio -------------------------------------------------------------------------------- */
 
-/*
- * Read{Stdout,Stderr} of c1 until the data read so far contains want; consumes through it.
- * Everything read goes to t->out[which].
- */
-static int
-read_until(test_ctx *t, int which, const char *id, const char *want)
+int
+read_until_buf(test_ctx *t, int which, const char *id, const char *exec_id, char **buf,
+               const char *want)
 {
     const char *method = which == 0 ? "ReadStdout" : "ReadStderr";
-    _cleanup_free_ char *step = cc_xasprintf("%s '%.*s'", method, (int)strcspn(want, "\n"), want);
+    _cleanup_free_ char *step = cc_xasprintf("%s%s%s '%.*s'", method, *exec_id ? " " : "",
+                                             exec_id, (int)strcspn(want, "\n"), want);
     double start = now_sec();
 
     for (;;) {
-        char *hit = t->out[which] ? strstr(t->out[which], want) : NULL;
+        char *hit = *buf ? strstr(*buf, want) : NULL;
         if (hit) {
             char *rest = cc_xstrdup(hit + strlen(want));
-            free(t->out[which]);
-            t->out[which] = rest;
+            free(*buf);
+            *buf = rest;
             ok(t, "%s", step);
             return 0;
         }
         if (now_sec() - start > CALL_TIMEOUT / USEC_PER_SEC)
-            return fail(t, step, "not within 30 s; got \"%s\"", t->out[which] ?: "");
+            return fail(t, step, "not within 30 s; got \"%s\"", *buf ?: "");
 
         Grpc__ReadStreamRequest req = GRPC__READ_STREAM_REQUEST__INIT;
-        req.container_id = req.exec_id = (char *)id;
+        req.container_id = (char *)id;
+        req.exec_id = (char *)exec_id;
         req.len = 4096;
         rpc_result r;
         int code = rpc(t, AGENT_SERVICE, method, &req.base, &grpc__read_stream_response__descriptor,
                        CALL_TIMEOUT, &r);
         if (code != CC_TTRPC_OK) {
-            fail(t, step, "%s: %s %s; got \"%s\"", method, code_name(code), r.message,
-                 t->out[which] ?: "");
+            fail(t, step, "%s: %s %s; got \"%s\"", method, code_name(code), r.message, *buf ?: "");
             rpc_result_clear(&r);
             return -1;
         }
         ProtobufCBinaryData *d = &((Grpc__ReadStreamResponse *)r.resp)->data;
-        char *joined = cc_xasprintf("%s%.*s", t->out[which] ?: "", (int)d->len, (char *)d->data);
-        free(t->out[which]);
-        t->out[which] = joined;
+        char *joined = cc_xasprintf("%s%.*s", *buf ?: "", (int)d->len, (char *)d->data);
+        free(*buf);
+        *buf = joined;
         rpc_result_clear(&r);
     }
 }
 
+/* The same for a container's init (exec_id = id), with t->out as the buffers (c1, c4). */
 static int
-write_stdin(test_ctx *t, const char *id, const char *data)
+read_until(test_ctx *t, int which, const char *id, const char *want)
+{
+    return read_until_buf(t, which, id, id, &t->out[which], want);
+}
+
+int
+write_stdin_exec(test_ctx *t, const char *id, const char *exec_id, const char *data)
 {
     Grpc__WriteStreamRequest req = GRPC__WRITE_STREAM_REQUEST__INIT;
-    req.container_id = req.exec_id = (char *)id;
+    req.container_id = (char *)id;
+    req.exec_id = (char *)exec_id;
     req.data = (ProtobufCBinaryData){strlen(data), (uint8_t *)data};
     rpc_result r;
     int code = rpc(t, AGENT_SERVICE, "WriteStdin", &req.base,
@@ -539,9 +512,15 @@ write_stdin(test_ctx *t, const char *id, const char *data)
         ret = fail(t, "WriteStdin", "len %u, want %zu", ((Grpc__WriteStreamResponse *)r.resp)->len,
                    strlen(data));
     else
-        ok(t, "WriteStdin (len %zu)", strlen(data));
+        ok(t, "WriteStdin%s%s (len %zu)", *exec_id ? " " : "", exec_id, strlen(data));
     rpc_result_clear(&r);
     return ret;
+}
+
+static int
+write_stdin(test_ctx *t, const char *id, const char *data)
+{
+    return write_stdin_exec(t, id, id, data);
 }
 
 /* After the process exited: ReadStdout ends with an error status, each call within 10 s. */
@@ -1140,6 +1119,7 @@ scenario_main(test_ctx *t)
     } else {
         step_c1(t);
         step_c2(t);
+        step_rest(t);
     }
     step_binds(t);
     step_pause(t);
