@@ -23,6 +23,11 @@ packages=(
     libprotobuf-c-dev   # protobuf-c runtime
     libssl-dev          # OpenSSL libcrypto: initdata digests and base64 (vmm/)
     libvirt-dev         # libvirt client API for the libvirt backend plugin (vmm/libvirt/)
+    # libraries (guest/: image pull inside the guest)
+    libcurl4-openssl-dev # registry client
+    libarchive-dev      # tar reading of image layers
+    zlib1g-dev          # gzip layers
+    libzstd-dev         # zstd layers
     # runtime: the libvirt backend (qemu:///system) and the qemu backend
     libvirt-daemon-system # libvirtd + virtlogd + the QEMU driver (no systemd needed: -d)
     libvirt-clients     # virsh: integration tests check domains are gone
@@ -34,7 +39,10 @@ packages=(
     iputils-ping        # ping: traffic through the tap in test/integration/vmm/qemu-tap.sh
     libcmocka-dev       # unit tests
     libxml2-utils       # xmllint: well-formedness checks of generated libvirt XML
-    python3             # toml-test runner (../shared/conformance/toml-test/run.py)
+    python3             # toml-test runner (../shared/conformance/toml-test/run.py); test images
+    docker-registry     # the registry the guest pulls test images from (127.0.0.1 only)
+    zstd                # zstd test layers
+    crun                # host-side agent tests (cloak-agent --listen) and benchmarks
     golang-go                          # Go peers for interop tests (GOPATH mode, offline)
     golang-github-containerd-ttrpc-dev # containerd's ttrpc 1.1.1: interop peer and baseline
 )
