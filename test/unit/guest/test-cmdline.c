@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cmdline.h"
@@ -122,6 +123,80 @@ test_errors(void **state)
     assert_int_equal(agent_cmdline_parse("cloak.net=1.2.3.4/40", &c, NULL), -EINVAL);
 }
 
+static void
+test_registry(void **state)
+{
+    _cleanup_error_ cc_error *err = NULL;
+    agent_boot_config c;
+    assert_int_equal(agent_cmdline_parse("quiet", &c, NULL), 0);
+    assert_null(c.registry_insecure);
+    assert_int_equal(c.n_registry_insecure, 0);
+    assert_false(c.has_registry_loopback);
+    agent_boot_config_clear(&c);
+
+    assert_int_equal(agent_cmdline_parse("cloak.registry.insecure=a.io cloak.registry.insecure="
+                                         "127.0.0.1:*,localhost:*,reg.example.com:5000,[::1]:*,"
+                                         "plain cloak.registry.loopback=10.0.2.2",
+                                         &c, &err),
+                     0);
+    assert_null(err);
+    assert_int_equal(c.n_registry_insecure, 5); /* the last value wins */
+    assert_string_equal(c.registry_insecure[0], "127.0.0.1:*");
+    assert_string_equal(c.registry_insecure[1], "localhost:*");
+    assert_string_equal(c.registry_insecure[2], "reg.example.com:5000");
+    assert_string_equal(c.registry_insecure[3], "[::1]:*");
+    assert_string_equal(c.registry_insecure[4], "plain");
+    assert_null(c.registry_insecure[5]);
+    assert_true(c.has_registry_loopback);
+    assert_ip(c.registry_loopback, "10.0.2.2");
+    agent_boot_config_clear(&c);
+    assert_null(c.registry_insecure);
+    assert_int_equal(c.n_registry_insecure, 0);
+    agent_boot_config_clear(NULL);
+
+    /* 32 entries are fine, 33 are not */
+    char list[1024] = "cloak.registry.insecure=";
+    for (int i = 0; i < 32; i++)
+        sprintf(list + strlen(list), "%sr%d.io", i ? "," : "", i);
+    assert_int_equal(agent_cmdline_parse(list, &c, NULL), 0);
+    assert_int_equal(c.n_registry_insecure, 32);
+    agent_boot_config_clear(&c);
+    strcat(list, ",x.io");
+    expect_error(list, "cloak.registry.insecure: more than 32 entries");
+
+    /* an error after a good list frees it (the sanitizer build checks) */
+    expect_error("cloak.registry.insecure=a.io,b.io cloak.registry.loopback=10.0.2",
+                 "cloak.registry.loopback: bad value '10.0.2' (expected an IPv4 address)");
+}
+
+static void
+test_registry_errors(void **state)
+{
+    static const char *const bad_entries[] = {
+        "-a.io", "a-.io", "a..io", "a.io:", "a.io:0", "a.io:65536", "a.io:01", "a.io:x",
+        "a.io:**", "[::1", "[zz]:1", "a_b.io", "a.io/x", "a.io:1:2",
+    };
+    for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]); i++) {
+        char cmdline[128], msg[256];
+        snprintf(cmdline, sizeof(cmdline), "cloak.registry.insecure=ok.io,%s", bad_entries[i]);
+        snprintf(msg, sizeof(msg),
+                 "cloak.registry.insecure: bad entry '%s' (expected host, host:port or host:*)",
+                 bad_entries[i]);
+        expect_error(cmdline, msg);
+    }
+    expect_error("cloak.registry.insecure=", "cloak.registry.insecure: empty value");
+    expect_error("cloak.registry.insecure=a.io,,b.io",
+                 "cloak.registry.insecure: empty entry in 'a.io,,b.io'");
+    expect_error("cloak.registry.insecure=a.io,",
+                 "cloak.registry.insecure: empty entry in 'a.io,'");
+    expect_error("cloak.registry.insecure", "cloak.registry.insecure: missing value");
+    expect_error("cloak.registry.loopback=0.0.0.0",
+                 "cloak.registry.loopback: bad value '0.0.0.0' (expected an IPv4 address)");
+    expect_error("cloak.registry.loopback=::1",
+                 "cloak.registry.loopback: bad value '::1' (expected an IPv4 address)");
+    expect_error("cloak.registry.loopback", "cloak.registry.loopback: missing value");
+}
+
 int
 main(void)
 {
@@ -131,6 +206,8 @@ main(void)
         cmocka_unit_test(test_no_gateway_and_edges),
         cmocka_unit_test(test_quotes_whitespace_last_wins),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_registry_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
