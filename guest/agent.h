@@ -159,6 +159,8 @@ struct agent {
     cc_loop_source *sigchld;
     unsigned console_seq;   /* names console sockets */
     void *oom_state;        /* ops.c: OOM events not yet fetched, GetOOMEvent calls waiting */
+    void *images;           /* image.c: the sandbox's layer store */
+    struct agent_pending *pending; /* CreateContainer calls waiting for their image */
     /* the channel to the host */
     char *serial_path;      /* /dev/vportNpM */
     int serial_fd;          /* kept open while waiting for the host; -1 if none */
@@ -189,6 +191,8 @@ void agent_shutdown_later(agent *a);
 /* --- containers (container.c) ---------------------------------------------------------------- */
 
 agent_container *agent_container_find(agent *a, const char *id);
+/* True while a CreateContainer of id waits for its image. */
+bool agent_container_pending(agent *a, const char *id);
 /* Frees c without touching the system (agent_free). */
 void agent_container_free(agent_container *c);
 /* The process exec_id of container c ("" or the container id: its init process). */
@@ -249,8 +253,12 @@ int agent_storages_validate(agent *a, Grpc__Storage *const *st, size_t n, const 
                             cc_error **err);
 /* Mounts them in order; on failure unmounts what it mounted. *ret: the mount points
  * (absolute), for agent_storages_unmount(). *ret_sandbox: a storage was the pause image. */
-int agent_storages_mount(agent *a, Grpc__Storage *const *st, size_t n, char ***ret,
-                         size_t *ret_n, bool *ret_sandbox, cc_error **err);
+struct agent_image_layers;
+int agent_storages_mount(agent *a, Grpc__Storage *const *st, size_t n,
+                         const struct agent_image_layers *layers, const char *container_id,
+                         char ***ret, size_t *ret_n, bool *ret_sandbox, cc_error **err);
+/* The storage of a request that pulls an image (not the pause), or NULL. */
+const Grpc__Storage *agent_storages_find_image(Grpc__Storage *const *st, size_t n);
 /* Unmounts (lazily) and removes the mount point directories, in reverse order; frees mounts. */
 void agent_storages_unmount(agent *a, char **mounts, size_t n);
 

@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "fs.h"
+#include "image.h"
 #include "json.h"
 #include "log.h"
 #include "oci.h"
@@ -574,6 +575,7 @@ container_cleanup_system(agent_container *c)
 
     agent_storages_unmount(a, TAKE_PTR(c->mounts), c->n_mounts);
     c->n_mounts = 0;
+    agent_image_cleanup_container(a, c->id);
     /* the private bind mounts in the bundle */
     _cleanup_free_ char *bpath = cc_xasprintf("%s/binds", c->bundle);
     _cleanup_(closedirp) DIR *d = opendir(bpath);
@@ -878,8 +880,89 @@ build_config(agent *a, agent_container *c, const Grpc__CreateContainerRequest *r
     return 0;
 }
 
+static void container_create_pulled(agent *a, cc_ttrpc_call *call,
+                                    const Grpc__CreateContainerRequest *req,
+                                    const agent_image_layers *layers);
+
+/* A CreateContainer waiting for its image: a copy of the request (the handler's is freed
+ * when it returns). */
+typedef struct agent_pending {
+    struct agent_pending *next;
+    char *id;
+    cc_ttrpc_call *call;
+    Grpc__CreateContainerRequest *req;
+} agent_pending;
+
+bool
+agent_container_pending(agent *a, const char *id)
+{
+    for (agent_pending *p = a->pending; p; p = p->next)
+        if (cc_streq(p->id, id))
+            return true;
+    return false;
+}
+
+static void
+on_image_pulled(agent *a, int r, const cc_error *e, agent_image_layers *layers, void *userdata)
+{
+    agent_pending *p = userdata;
+
+    for (agent_pending **pp = &a->pending; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    if (r < 0)
+        cc_ttrpc_call_fail_error(p->call, e);
+    else if (a->destroying)
+        cc_ttrpc_call_fail(p->call, CC_TTRPC_FAILED_PRECONDITION, "the sandbox is being destroyed");
+    else
+        container_create_pulled(a, p->call, p->req, layers);
+    agent_image_layers_free(layers);
+    protobuf_c_message_free_unpacked(&p->req->base, NULL);
+    free(p->id);
+    free(p);
+}
+
 void
 agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContainerRequest *req)
+{
+    _cleanup_error_ cc_error *e = NULL;
+    const Grpc__Storage *image = agent_storages_find_image(req->storages, req->n_storages);
+
+    if (!image) {
+        container_create_pulled(a, call, req, NULL);
+        return;
+    }
+
+    /* pull first (in threads), then create: keep a copy of the request until then */
+    size_t len = protobuf_c_message_get_packed_size(&req->base);
+    _cleanup_free_ uint8_t *buf = cc_xmalloc(len ? len : 1);
+    protobuf_c_message_pack(&req->base, buf);
+    agent_pending *p = cc_xzalloc(sizeof(*p));
+    p->req = grpc__create_container_request__unpack(NULL, len, buf);
+    if (!p->req) {
+        free(p);
+        cc_ttrpc_call_fail(call, CC_TTRPC_INTERNAL, "cannot copy the request");
+        return;
+    }
+    p->id = cc_xstrdup(req->container_id);
+    p->call = call;
+    if (agent_image_pull(a, image, on_image_pulled, p, &e) < 0) {
+        protobuf_c_message_free_unpacked(&p->req->base, NULL);
+        free(p->id);
+        free(p);
+        cc_log_error(CC_LOG_WARNING, e, "container %s: pull", req->container_id);
+        cc_ttrpc_call_fail_error(call, e);
+        return;
+    }
+    p->next = a->pending;
+    a->pending = p;
+}
+
+static void
+container_create_pulled(agent *a, cc_ttrpc_call *call, const Grpc__CreateContainerRequest *req,
+                        const agent_image_layers *layers)
 {
     _cleanup_error_ cc_error *e = NULL;
     _cleanup_json_ json_t *config = NULL;
@@ -897,8 +980,8 @@ agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContaine
     c->bundle = cc_xasprintf("%s/bundles/%s", a->opts.state_dir, c->id);
     c->init = agent_process_new(c, c->id);
 
-    r = agent_storages_mount(a, req->storages, req->n_storages, &c->mounts, &c->n_mounts,
-                             &c->sandbox, &e);
+    r = agent_storages_mount(a, req->storages, req->n_storages, layers, c->id, &c->mounts,
+                             &c->n_mounts, &c->sandbox, &e);
     if (r < 0)
         goto fail;
 

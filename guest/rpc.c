@@ -206,7 +206,7 @@ rpc_create_sandbox(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *us
         }
 
     /* act */
-    r = agent_storages_mount(a, req->storages, req->n_storages, &a->sandbox_mounts,
+    r = agent_storages_mount(a, req->storages, req->n_storages, NULL, NULL, &a->sandbox_mounts,
                              &a->n_sandbox_mounts, NULL, &e);
     if (r < 0)
         return fail(call, "CreateSandbox", e);
@@ -303,7 +303,8 @@ rpc_create_container(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *
         cc_error_set(&e, -EINVAL, "exec_id: must be empty or the container id");
         return fail(call, "CreateContainer", e);
     }
-    if (agent_container_find(a, req->container_id)) {
+    if (agent_container_find(a, req->container_id) ||
+        agent_container_pending(a, req->container_id)) {
         cc_ttrpc_call_fail(call, CC_TTRPC_ALREADY_EXISTS, "container %s: already exists",
                            req->container_id);
         return;

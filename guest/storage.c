@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "fs.h"
+#include "image.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -32,7 +33,7 @@
 #define OPTION_LEN_MAX 4096
 #define GUEST_PULL_PREFIX "image_guest_pull="
 
-typedef enum storage_kind { STORAGE_EPHEMERAL, STORAGE_LOCAL, STORAGE_PAUSE } storage_kind;
+typedef enum storage_kind { STORAGE_EPHEMERAL, STORAGE_LOCAL, STORAGE_PAUSE, STORAGE_IMAGE } storage_kind;
 
 static bool
 is_number(const char *s, bool allow_suffix)
@@ -138,14 +139,10 @@ guest_pull_options(const Grpc__Storage *st, bool *ret_sandbox, cc_error **err)
                                 "a string");
         type = t ? json_string_value(t) : NULL;
     }
-    if (cc_streq(type, "sandbox")) {
-        *ret_sandbox = true;
+    *ret_sandbox = cc_streq(type, "sandbox");
+    if (*ret_sandbox)
         return 0;
-    }
-    return cc_error_set(err, -EOPNOTSUPP,
-                        "image_guest_pull of '%s': pulling images inside the guest is not "
-                        "implemented yet",
-                        st->source ? st->source : "");
+    return agent_image_storage_check(st, err);
 }
 
 static int
@@ -183,7 +180,7 @@ storage_check(agent *a, const Grpc__Storage *st, storage_kind *ret_kind, cc_erro
         r = guest_pull_options(st, &sandbox, err);
         if (r < 0)
             return r;
-        *ret_kind = STORAGE_PAUSE;
+        *ret_kind = sandbox ? STORAGE_PAUSE : STORAGE_IMAGE;
         return 0;
     }
     return cc_error_set(err, -EOPNOTSUPP,
@@ -195,6 +192,8 @@ int
 agent_storages_validate(agent *a, Grpc__Storage *const *st, size_t n, const char *field,
                         cc_error **err)
 {
+    size_t images = 0;
+
     if (n > AGENT_STORAGES_MAX)
         return cc_error_set(err, -E2BIG, "%s: more than %d", field, AGENT_STORAGES_MAX);
     for (size_t i = 0; i < n; i++) {
@@ -202,6 +201,9 @@ agent_storages_validate(agent *a, Grpc__Storage *const *st, size_t n, const char
         int r = storage_check(a, st[i], &kind, err);
         if (r < 0)
             return cc_error_prefix(err, r, "%s[%zu]", field, i);
+        if ((kind == STORAGE_PAUSE || kind == STORAGE_IMAGE) && ++images > 1)
+            return cc_error_set(err, -EINVAL, "%s[%zu]: a second image_guest_pull storage", field,
+                                i);
         for (size_t j = 0; j < i; j++)
             if (cc_streq(st[j]->mount_point, st[i]->mount_point))
                 return cc_error_set(err, -EINVAL, "%s[%zu].mount_point: same as %s[%zu]", field,
@@ -219,8 +221,21 @@ mount_on_fd(const char *source, int fd, const char *fstype, unsigned long flags,
     return mount(source, path, fstype, flags, data) < 0 ? -errno : 0;
 }
 
+const Grpc__Storage *
+agent_storages_find_image(Grpc__Storage *const *st, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool sandbox = false;
+        if (cc_streq(st[i]->driver, "image_guest_pull") &&
+            guest_pull_options(st[i], &sandbox, NULL) == 0 && !sandbox)
+            return st[i];
+    }
+    return NULL;
+}
+
 static int
-storage_mount_one(agent *a, const Grpc__Storage *st, bool *ret_sandbox, cc_error **err)
+storage_mount_one(agent *a, const Grpc__Storage *st, const agent_image_layers *layers,
+                  const char *container_id, bool *ret_sandbox, cc_error **err)
 {
     _cleanup_close_ int fd = -EBADF;
     storage_kind kind;
@@ -276,20 +291,28 @@ storage_mount_one(agent *a, const Grpc__Storage *st, bool *ret_sandbox, cc_error
         *ret_sandbox = true;
         break;
     }
+    case STORAGE_IMAGE:
+        if (!layers || !container_id)
+            return cc_error_set(err, -EINVAL, "the image of %s was not pulled", st->mount_point);
+        r = agent_image_mount(a, layers, container_id, fd, err);
+        if (r < 0)
+            return r;
+        break;
     }
     return 0;
 }
 
 int
-agent_storages_mount(agent *a, Grpc__Storage *const *st, size_t n, char ***ret, size_t *ret_n,
-                     bool *ret_sandbox, cc_error **err)
+agent_storages_mount(agent *a, Grpc__Storage *const *st, size_t n,
+                     const agent_image_layers *layers, const char *container_id, char ***ret,
+                     size_t *ret_n, bool *ret_sandbox, cc_error **err)
 {
     char **mounts = cc_xreallocarray(NULL, n + 1, sizeof(char *));
     bool sandbox = false;
     size_t done = 0;
 
     for (; done < n; done++) {
-        int r = storage_mount_one(a, st[done], &sandbox, err);
+        int r = storage_mount_one(a, st[done], layers, container_id, &sandbox, err);
         if (r < 0) {
             agent_storages_unmount(a, mounts, done);
             return cc_error_prefix(err, r, "storages[%zu]", done);

@@ -28,7 +28,7 @@
 # mirror update makes a new image (and new `# package` lines), never a mixed one.
 #
 # crun's and cloak-agent's library closure, without running anything: the packages are
-# crun, the agent's libjansson4 and libprotobuf-c1, plus their transitive (Pre-)Depends that
+# crun, the agent's libraries (agentpkgs below), plus their transitive (Pre-)Depends that
 # are library packages (lib*, first alternative),
 # read with `dpkg-deb -f`. The files are then chosen by walking DT_NEEDED (readelf -d) from
 # /usr/bin/crun (and /init) over the unpacked packages; only those .so files (symlinks
@@ -151,8 +151,9 @@ done
 
 # --- crun and its libraries --------------------------------------------------------------
 fetch crun
-# cloak-agent's own shared libraries (it links jansson and protobuf-c)
-agentpkgs=(libjansson4 libprotobuf-c1)
+# cloak-agent's own shared libraries: jansson, protobuf-c, libcurl (registry client), zstd,
+# zlib, OpenSSL's libcrypto (libarchive is linked in statically: only its tar reader)
+agentpkgs=(libjansson4 libprotobuf-c1 libcurl4 libzstd1 zlib1g libssl3)
 for p in "${agentpkgs[@]}"; do fetch "$p"; done
 queue=(crun "${agentpkgs[@]}")
 libpkgs=("${agentpkgs[@]}")

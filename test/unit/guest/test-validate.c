@@ -832,20 +832,40 @@ test_storages_guest_pull(void **state)
         "image_guest_pull={\"metadata\":{\"io.kubernetes.cri-o.ContainerType\":\"sandbox\"}}";
     assert_int_equal(validate_one(f, &s, &err), 0);
 
-    /* a real image: not implemented yet */
-    const char *unsupported[] = {
+    /* a real image: pulled in the guest; the ref and the pinned digest are checked here */
+    const char *images[] = {
         "image_guest_pull={}",
         "image_guest_pull={\"metadata\":null}",
         "image_guest_pull={\"metadata\":{}}",
         "image_guest_pull={\"metadata\":{\"io.kubernetes.cri.container-type\":\"container\"}}",
+        "image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":"
+        "\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}}",
     };
-    for (size_t i = 0; i < ELEMENTSOF(unsupported); i++) {
-        s.driver_options[0] = (char *)unsupported[i];
+    for (size_t i = 0; i < ELEMENTSOF(images); i++) {
+        s.driver_options[0] = (char *)images[i];
         int r = validate_one(f, &s, &err);
-        if (r != -EOPNOTSUPP || !strstr(cc_error_message(err), "registry.k8s.io/pause:3.9"))
-            fail_msg("'%s': %d %s", unsupported[i], r, cc_error_message(err));
+        if (r != 0)
+            fail_msg("'%s': %d %s", images[i], r, cc_error_message(err));
         err = cc_error_free(err);
     }
+    const char *bad_images[] = {
+        "image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":"
+        "\"sha256:nothex\"}}",
+        "image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":1}}",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(bad_images); i++) {
+        s.driver_options[0] = (char *)bad_images[i];
+        int r = validate_one(f, &s, &err);
+        if (r != -EINVAL || !strstr(cc_error_message(err), "cri.manifest-digest"))
+            fail_msg("'%s': %d %s", bad_images[i], r, cc_error_message(err));
+        err = cc_error_free(err);
+    }
+    s.driver_options[0] = (char *)images[0];
+    s.st.source = "UPPER/case";
+    assert_int_equal(validate_one(f, &s, &err), -EINVAL);
+    assert_non_null(strstr(cc_error_message(err), "source"));
+    err = cc_error_free(err);
+    s.st.source = "registry.k8s.io/pause:3.9";
 
     const char *malformed[] = {
         "image_guest_pull={\"metadata\":",
