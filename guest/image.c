@@ -195,7 +195,7 @@ pull_layer(pull_job *j, size_t i)
     registry_blob *blob = NULL;
     layer_compression comp;
     layer_stats stats = {0};
-    bool owner;
+    bool owner, named = false;
     int r;
 
     layer_entry *le = store_acquire(j->store, key, d->digest, &owner);
@@ -227,6 +227,7 @@ pull_layer(pull_job *j, size_t i)
         r = layer_unpack(registry_blob_read, blob, comp, d->digest, j->diff_ids[i], dir_fd, &stats,
                          &e);
         registry_blob_close(blob);
+        named = true; /* layer_unpack's errors name the layer already */
     }
     if (r < 0)
         goto fail;
@@ -250,7 +251,10 @@ fail:
             (void)cc_rm_rf_at(root, strrchr(tmp, '/') + 1, NULL);
     }
     store_release(j->store, le, false);
-    cc_error_prefix(&e, r, "image %s: layer %s", j->ref_str, d->digest);
+    if (named)
+        cc_error_prefix(&e, r, "image %s", j->ref_str);
+    else
+        cc_error_prefix(&e, r, "image %s: layer %s", j->ref_str, d->digest);
     job_fail(j, r, TAKE_PTR(e));
     return r;
 }

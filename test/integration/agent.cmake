@@ -12,7 +12,8 @@ target_link_options(ctr-prog PRIVATE -static -fno-sanitize=all)
 # agent-test-rest.c checks ReadStdout/ReadStdio output with OpenSSL's sha256.
 find_package(OpenSSL REQUIRED)
 add_executable(agent-test ${CMAKE_CURRENT_SOURCE_DIR}/integration/agent/agent-test.c
-                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/agent/agent-test-rest.c)
+                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/agent/agent-test-rest.c
+                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/agent/agent-test-pull.c)
 target_link_libraries(agent-test PRIVATE cloak-lib OpenSSL::Crypto)
 
 # cloak-agent and cloak-pause are in ALL; build-guest.sh picks them up from the build dir.

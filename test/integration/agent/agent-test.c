@@ -4,7 +4,11 @@
  * agent-test: drives cloak-agent's Kata agent API (grpc.AgentService, grpc.Health) over the
  * host end of the guest's virtio-serial port, as the Kata shim does.
  *
- *   agent-test --socket PATH --prog PATH-TO-ctr-prog [--ready-timeout SEC] SCENARIO
+ *   agent-test --socket PATH [--prog PATH-TO-ctr-prog] [--images IMAGES.json]
+ *              [--ready-timeout SEC] SCENARIO
+ *
+ * Scenario "pull" (agent-test-pull.c, needs --images): containers whose rootfs the agent
+ * pulls from the test registry of test/integration/pull/.
  *
  * Scenario "main": health and version, guest details, CreateSandbox with an ephemeral
  * tmpfs, the container rootfs copied in with CopyFile (ctr-prog as /bin/prog), container c1
@@ -1141,7 +1145,9 @@ scenario_main(test_ctx *t)
 static int
 usage(void)
 {
-    fprintf(stderr, "usage: agent-test --socket PATH --prog CTR_PROG [--ready-timeout SEC] main\n");
+    fprintf(stderr, "usage: agent-test --socket PATH --prog CTR_PROG [--ready-timeout SEC] main\n"
+                    "       agent-test --socket PATH --images IMAGES_JSON [--ready-timeout SEC] "
+                    "pull\n");
     return 2;
 }
 
@@ -1151,6 +1157,7 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},
         {"prog", required_argument, NULL, 'p'},
+        {"images", required_argument, NULL, 'i'},
         {"ready-timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {},
@@ -1166,6 +1173,9 @@ main(int argc, char **argv)
         case 'p':
             t.prog_path = optarg;
             break;
+        case 'i':
+            t.images_path = optarg;
+            break;
         case 't':
             t.ready_timeout_sec = (unsigned)strtoul(optarg, NULL, 10);
             break;
@@ -1173,7 +1183,11 @@ main(int argc, char **argv)
             return usage();
         }
     }
-    if (!t.socket_path || !t.prog_path || optind != argc - 1 || !cc_streq(argv[optind], "main"))
+    if (!t.socket_path || optind != argc - 1)
+        return usage();
+    const char *scenario = argv[optind];
+    if (!(cc_streq(scenario, "main") && t.prog_path) &&
+        !(cc_streq(scenario, "pull") && t.images_path))
         return usage();
 
     _cleanup_error_ cc_error *err = NULL;
@@ -1193,7 +1207,10 @@ main(int argc, char **argv)
     printf("agent ready after %.1f s\n", elapsed);
     fflush(stdout);
 
-    scenario_main(&t);
+    if (cc_streq(scenario, "pull"))
+        scenario_pull(&t);
+    else
+        scenario_main(&t);
 
     disconnect(&t);
     free(t.out[0]);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * agent-test's shared helpers: agent-test.c (connection, specs, the first steps, main) and
- * agent-test-rest.c (exec, tty, stats, pause, update, OOM events, fast stdio).
+ * agent-test's shared helpers: agent-test.c (connection, specs, the first steps, main),
+ * agent-test-rest.c (exec, tty, stats, pause, update, OOM events, fast stdio) and
+ * agent-test-pull.c (scenario "pull": image pull inside the guest).
  */
 #pragma once
 
@@ -35,6 +36,7 @@ typedef struct test_ctx {
     cc_ttrpc_client *client;
     const char *socket_path;
     const char *prog_path;
+    const char *images_path; /* --images: make-images.py's images.json (scenario "pull") */
     unsigned ready_timeout_sec;
     unsigned passed, failed;
     bool pause_running; /* sb1 started, not yet stopped */
@@ -118,3 +120,9 @@ int write_stdin_exec(test_ctx *t, const char *id, const char *exec_id, const cha
 /* Exec, tty, ListProcesses, stats, pause/resume, update, OOM events, 64 MiB of stdout
  * through ReadStdout and ReadStdio, OnlineCPUMem: containers r1, o1, s1, s2, all removed. */
 void step_rest(test_ctx *t);
+
+/* --- agent-test-pull.c -------------------------------------------------------------------- */
+
+/* Scenario "pull": containers on images the agent pulls (t->images_path), the failures
+ * (wrong manifest digest, missing manifest, tampered layer), DestroySandbox. */
+int scenario_pull(test_ctx *t);

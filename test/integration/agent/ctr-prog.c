@@ -8,6 +8,11 @@
  *                     stdin copied to stdout line by line, "stdin closed" at EOF, then waits:
  *                     SIGTERM prints "got SIGTERM" and exits 42
  *   ctr-prog exit N   exits N
+ *   ctr-prog cat PATH...
+ *                     copies each file to stdout (exit 1 at the first that cannot be read)
+ *   ctr-prog ls DIR...
+ *                     per DIR: its entry names but "." and "..", sorted (strcmp), one per
+ *                     line, then "END" (exit 1 at the first that cannot be read)
  *   ctr-prog sleep    pause() forever, default signal dispositions (as PID 1 of a pid
  *                     namespace only SIGKILL ends it)
  *   ctr-prog alloc MIB
@@ -25,6 +30,7 @@
  */
 #include "pattern.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -194,6 +200,54 @@ mode_winch(long rows, long cols)
     }
 }
 
+static int
+cat_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char buf[4096];
+    size_t n;
+    if (!f) {
+        fprintf(stderr, "ctr-prog: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, stdout);
+    fclose(f);
+    fflush(stdout);
+    return 0;
+}
+
+static int
+skip_dots(const struct dirent *e)
+{
+    return strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+}
+
+static int
+by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int
+list_dir(const char *path)
+{
+    struct dirent **names = NULL;
+    int n = scandir(path, &names, skip_dots, by_name);
+    if (n < 0) {
+        fprintf(stderr, "ctr-prog: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        printf("%s\n", names[i]->d_name);
+        free(names[i]);
+    }
+    free(names);
+    fputs("END\n", stdout);
+    fflush(stdout);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -208,17 +262,16 @@ main(int argc, char **argv)
         }
         return (int)n;
     }
-    if (argc == 3 && strcmp(argv[1], "cat") == 0) {
-        FILE *f = fopen(argv[2], "re");
-        char buf[4096];
-        size_t n;
-        if (!f) {
-            fprintf(stderr, "ctr-prog: %s: %s\n", argv[2], strerror(errno));
-            return 1;
-        }
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-            fwrite(buf, 1, n, stdout);
-        fclose(f);
+    if (argc >= 3 && strcmp(argv[1], "cat") == 0) {
+        for (int i = 2; i < argc; i++)
+            if (cat_file(argv[i]) < 0)
+                return 1;
+        return 0;
+    }
+    if (argc >= 3 && strcmp(argv[1], "ls") == 0) {
+        for (int i = 2; i < argc; i++)
+            if (list_dir(argv[i]) < 0)
+                return 1;
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "sleep") == 0) {
@@ -239,7 +292,7 @@ main(int argc, char **argv)
         long rows = parse_num(argv[2], 65535), cols = parse_num(argv[3], 65535);
         return rows < 0 || cols < 0 ? 2 : mode_winch(rows, cols);
     }
-    fprintf(stderr, "usage: ctr-prog echo | exit N | cat PATH | sleep | alloc MIB | spew MIB | "
-                    "oom | winch ROWS COLS\n");
+    fprintf(stderr, "usage: ctr-prog echo | exit N | cat PATH... | ls DIR... | sleep | "
+                    "alloc MIB | spew MIB | oom | winch ROWS COLS\n");
     return 2;
 }
