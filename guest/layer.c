@@ -24,6 +24,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -41,6 +42,7 @@
 #include "util.h"
 
 #define LAYER_BUF_SIZE (256 * 1024)
+#define RING_SLOTS 8
 #define DIR_CACHE_MAX 32
 #define SHA256_PREFIX "sha256:"
 #define SHA256_HEX_LEN 64
@@ -98,6 +100,25 @@ typedef struct layer_ctx {
 
     split_path path, target;
     layer_stats stats;
+
+    /*
+     * Two threads: a producer runs produce() (read, sha256, decompress, sha256) ahead into a
+     * ring of chunks while this thread parses the tar and writes files; everything above
+     * this comment up to `stats` but the unpack state belongs to the producer until joined.
+     */
+    struct {
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        uint8_t *slot[RING_SLOTS];
+        size_t len[RING_SLOTS];
+        size_t head, count;
+        bool done;      /* the producer finished: r, err */
+        int r;
+        cc_error *err;
+        bool running;   /* a producer thread exists (join it) */
+        pthread_t thread;
+        uint8_t *chunk; /* the consumer's current chunk (a copy of a slot) */
+    } ring;
 } layer_ctx;
 
 int
@@ -299,11 +320,86 @@ produce(layer_ctx *c, const void **ret, cc_error **err)
     return (ssize_t)len;
 }
 
+/* --- the producer thread and its ring ------------------------------------------------------- */
+
+static void *
+producer_thread(void *userdata)
+{
+    layer_ctx *c = userdata;
+    cc_error *e = NULL;
+
+    for (;;) {
+        const void *p = NULL;
+        ssize_t n = produce(c, &p, &e);
+        pthread_mutex_lock(&c->ring.mu);
+        while (n > 0 && c->ring.count == RING_SLOTS)
+            pthread_cond_wait(&c->ring.cv, &c->ring.mu);
+        if (n <= 0) {
+            c->ring.done = true;
+            c->ring.r = (int)n;
+            c->ring.err = e;
+            pthread_cond_broadcast(&c->ring.cv);
+            pthread_mutex_unlock(&c->ring.mu);
+            return NULL;
+        }
+        size_t tail = (c->ring.head + c->ring.count) % RING_SLOTS;
+        memcpy(c->ring.slot[tail], p, (size_t)n);
+        c->ring.len[tail] = (size_t)n;
+        c->ring.count++;
+        pthread_cond_broadcast(&c->ring.cv);
+        pthread_mutex_unlock(&c->ring.mu);
+    }
+}
+
+/* The next uncompressed chunk from the producer (valid until the next call): its length, 0 at
+ * the end, or the producer's error (*err set). */
+static ssize_t
+consume(layer_ctx *c, const void **ret, cc_error **err)
+{
+    ssize_t n;
+
+    pthread_mutex_lock(&c->ring.mu);
+    while (c->ring.count == 0 && !c->ring.done)
+        pthread_cond_wait(&c->ring.cv, &c->ring.mu);
+    if (c->ring.count > 0) {
+        size_t h = c->ring.head;
+        n = (ssize_t)c->ring.len[h];
+        memcpy(c->ring.chunk, c->ring.slot[h], (size_t)n);
+        c->ring.head = (h + 1) % RING_SLOTS;
+        c->ring.count--;
+        pthread_cond_broadcast(&c->ring.cv);
+        *ret = c->ring.chunk;
+    } else {
+        n = c->ring.r;
+        if (n < 0 && err && c->ring.err) {
+            *err = c->ring.err;
+            c->ring.err = NULL;
+        } else if (n < 0 && err && !*err) {
+            cc_error_msg(err, (int)n, "decompression failed");
+        }
+    }
+    pthread_mutex_unlock(&c->ring.mu);
+    return n;
+}
+
+/* Waits for the producer to finish, discarding what it still makes. */
+static void
+producer_join(layer_ctx *c)
+{
+    if (!c->ring.running)
+        return;
+    const void *p;
+    while (consume(c, &p, NULL) > 0)
+        ;
+    pthread_join(c->ring.thread, NULL);
+    c->ring.running = false;
+}
+
 static la_ssize_t
 archive_read_cb(struct archive *a, void *userdata, const void **buf)
 {
     layer_ctx *c = userdata;
-    ssize_t n = produce(c, buf, &c->cb_err);
+    ssize_t n = consume(c, buf, &c->cb_err);
     if (n < 0) {
         c->cb_r = (int)n;
         archive_set_error(a, (int)-n, "%s", cc_error_message(c->cb_err));
@@ -318,7 +414,7 @@ drain_uncompressed(layer_ctx *c, cc_error **err)
 {
     const void *buf;
     ssize_t n;
-    while ((n = produce(c, &buf, err)) > 0)
+    while ((n = consume(c, &buf, err)) > 0)
         ;
     return (int)n;
 }
@@ -867,6 +963,15 @@ verify(layer_ctx *c, int r, const char *digest, const char *diff_id, cc_error **
 static void
 ctx_done(layer_ctx *c)
 {
+    producer_join(c);
+    for (size_t i = 0; i < RING_SLOTS; i++)
+        free(c->ring.slot[i]);
+    free(c->ring.chunk);
+    cc_error_free(c->ring.err);
+    if (c->ring.slot[0]) {
+        pthread_mutex_destroy(&c->ring.mu);
+        pthread_cond_destroy(&c->ring.cv);
+    }
     cache_truncate(c, 0);
     for (size_t i = 0; i < c->n_mtimes; i++)
         free(c->mtimes[i].path);
@@ -928,11 +1033,24 @@ layer_unpack(layer_read_fn read_fn, void *userdata, layer_compression compressio
         }
     }
 
+    pthread_mutex_init(&c->ring.mu, NULL);
+    pthread_cond_init(&c->ring.cv, NULL);
+    for (size_t i = 0; i < RING_SLOTS; i++)
+        c->ring.slot[i] = cc_xmalloc(LAYER_BUF_SIZE);
+    c->ring.chunk = cc_xmalloc(LAYER_BUF_SIZE);
+    if (pthread_create(&c->ring.thread, NULL, producer_thread, c) != 0) {
+        r = cc_error_msg(err, -EAGAIN, "layer %s: cannot start a thread", digest);
+        goto out;
+    }
+    c->ring.running = true;
+
     r = unpack_all(c, err);
     if (r >= 0)
         r = drain_uncompressed(c, err);
     if (r >= 0)
         r = apply_dir_mtimes(c, err);
+    /* from here on the producer's state is ours again */
+    producer_join(c);
 
     r = verify(c, r, digest, diff_id, err);
     if (r < 0)

@@ -838,8 +838,8 @@ test_storages_guest_pull(void **state)
         "image_guest_pull={\"metadata\":null}",
         "image_guest_pull={\"metadata\":{}}",
         "image_guest_pull={\"metadata\":{\"io.kubernetes.cri.container-type\":\"container\"}}",
-        "image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":"
-        "\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}}",
+        ("image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":"
+         "\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}}"),
     };
     for (size_t i = 0; i < ELEMENTSOF(images); i++) {
         s.driver_options[0] = (char *)images[i];
@@ -849,8 +849,8 @@ test_storages_guest_pull(void **state)
         err = cc_error_free(err);
     }
     const char *bad_images[] = {
-        "image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":"
-        "\"sha256:nothex\"}}",
+        ("image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":"
+         "\"sha256:nothex\"}}"),
         "image_guest_pull={\"metadata\":{\"containerd.io/snapshot/cri.manifest-digest\":1}}",
     };
     for (size_t i = 0; i < ELEMENTSOF(bad_images); i++) {
