@@ -36,6 +36,8 @@
 #define AGENT_READ_MAX (1u << 20)    /* ReadStdout/ReadStderr answer at most this much */
 #define AGENT_READ_DEFAULT (32u << 10) /* ... and this much when len is 0 */
 #define AGENT_COPY_FILE_MAX (1ull << 32) /* CopyFile file_size */
+#define AGENT_STDIN_QUEUED_MAX (4u << 20) /* WriteStdin bytes waiting for a full pipe */
+#define AGENT_PULLS_MAX 16           /* CreateContainer calls waiting for their image */
 
 typedef struct agent agent;
 typedef struct agent_container agent_container;
@@ -85,6 +87,7 @@ struct agent_stream {
     int fd;                 /* the agent's end of the pipe; -1 once closed */
     bool input;             /* stdin: the agent writes */
     bool eof;               /* output: read returned 0 */
+    size_t queued;          /* input: bytes of queued WriteStdin calls not written yet */
     cc_loop_source *source;
     /* queued calls: ReadStdout/ReadStderr waiting for data, or WriteStdin waiting for room */
     struct agent_stream_call *head, *tail;
@@ -131,6 +134,8 @@ struct agent_container {
     void *remove_userdata;
     cc_loop_source *remove_timer;
     bool delete_done;
+    bool delete_running;    /* crun delete has not exited yet: it still points to us */
+    bool removed;           /* unlinked and answered; freed once crun delete exits */
     bool remove_requested;  /* removal asked for while crun create/start ran */
     void *oom;              /* ops.c: the memory.events watch */
     bool paused;            /* ops.c: PauseContainer froze its cgroup (ResumeContainer thaws) */

@@ -105,6 +105,8 @@ stream_unlink(agent_stream *s, agent_stream_call *sc)
 static void
 stream_call_free(agent_stream_call *sc)
 {
+    if (sc->data && sc->stream)
+        sc->stream->queued -= sc->data_len - sc->done;
     free(sc->data);
     free(sc);
 }
@@ -187,6 +189,7 @@ stream_dispatch(agent_stream *s)
                 return;
             }
             sc->done += (size_t)n;
+            s->queued -= (size_t)n;
             if (sc->done < sc->data_len)
                 continue;
             Grpc__WriteStreamResponse resp = GRPC__WRITE_STREAM_RESPONSE__INIT;
@@ -264,8 +267,14 @@ agent_stream_write(agent_stream *s, cc_ttrpc_call *call, const uint8_t *data, si
         cc_ttrpc_call_reply(call, &resp.base);
         return;
     }
+    if (len > AGENT_STDIN_QUEUED_MAX - s->queued) {
+        cc_ttrpc_call_fail(call, CC_TTRPC_RESOURCE_EXHAUSTED,
+                           "stdin: %zu bytes already wait for the process to read", s->queued);
+        return;
+    }
     agent_stream_call *sc = cc_xzalloc(sizeof(*sc));
     sc->call = call;
+    s->queued += len;
     sc->data = cc_xmalloc(len);
     memcpy(sc->data, data, len);
     sc->data_len = len;
@@ -935,6 +944,16 @@ agent_container_create(agent *a, cc_ttrpc_call *call, const Grpc__CreateContaine
         return;
     }
 
+    size_t n_pending = 0;
+    for (agent_pending *q = a->pending; q; q = q->next)
+        n_pending++;
+    if (n_pending >= AGENT_PULLS_MAX) {
+        cc_ttrpc_call_fail(call, CC_TTRPC_RESOURCE_EXHAUSTED,
+                           "container %s: %zu image pulls are in progress already",
+                           req->container_id, n_pending);
+        return;
+    }
+
     /* pull first (in threads), then create: keep a copy of the request until then */
     size_t len = protobuf_c_message_get_packed_size(&req->base);
     _cleanup_free_ uint8_t *buf = cc_xmalloc(len ? len : 1);
@@ -1150,6 +1169,11 @@ container_removal_progress(agent_container *c)
     void (*done)(agent_container *, int, void *) = c->remove_done;
     void *ud = c->remove_userdata;
     done(c, 0, ud);
+    if (c->delete_running) {
+        /* the removal timed out while crun delete runs: its callback frees us */
+        c->removed = true;
+        return;
+    }
     agent_container_free(c);
 }
 
@@ -1161,6 +1185,13 @@ on_crun_delete(agent *a, int status, const char *output, void *userdata)
 
     (void)a;
     (void)output;
+    c->delete_running = false;
+    if (c->removed) {
+        cc_log(CC_LOG_INFO, "container %s: crun delete finished after the removal timed out",
+               c->id);
+        agent_container_free(c);
+        return;
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         _cleanup_free_ char *msg = agent_crun_log_message(c, output);
         cc_log(CC_LOG_WARNING, "container %s: crun delete %s: %s", c->id,
@@ -1227,6 +1258,7 @@ container_remove_now(agent_container *c)
     argv = agent_crun_argv(c, "delete", "--force", NULL, NULL, NULL);
     r = agent_cmd_start(c->agent, argv, stdio, on_crun_delete, c, &e);
     agent_strv_free(argv);
+    c->delete_running = r >= 0;
     if (r < 0) {
         cc_log_error(CC_LOG_WARNING, e, "container %s: cannot run crun delete", c->id);
         c->delete_done = true;

@@ -353,6 +353,11 @@ AGENT_HANDLER(agent_rpc_tty_win_resize)
                            "container %s: process %s has no terminal", c->id, p->exec_id);
         return;
     }
+    if (p->out.fd != p->tty) { /* the master is the stdout stream's fd: closed at EOF */
+        cc_ttrpc_call_fail(call, CC_TTRPC_FAILED_PRECONDITION,
+                           "container %s: process %s: its terminal is closed", c->id, p->exec_id);
+        return;
+    }
     ws.ws_row = (unsigned short)req->row;
     ws.ws_col = (unsigned short)req->column;
     if (ioctl(p->tty, TIOCSWINSZ, &ws) < 0) {

@@ -207,7 +207,8 @@ pull_layer(pull_job *j, size_t i)
     r = layer_compression_from_media_type(d->media_type, &comp, &e);
     if (r < 0)
         goto fail;
-    tmp = cc_xasprintf("%s.tmp", le->dir);
+    static atomic_uint seq;
+    tmp = cc_xasprintf("%s.tmp-%u", le->dir, atomic_fetch_add(&seq, 1));
     {
         _cleanup_close_ int root = open(j->store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (root >= 0)
@@ -266,6 +267,11 @@ layer_thread(void *userdata)
     for (;;) {
         size_t i = atomic_fetch_add(&j->next_layer, 1);
         if (i >= j->manifest.n_layers)
+            break;
+        pthread_mutex_lock(&j->mu);
+        bool failed = j->r < 0;
+        pthread_mutex_unlock(&j->mu);
+        if (failed) /* another layer failed: the image is lost, stop downloading */
             break;
         if (pull_layer(j, i) < 0)
             break;

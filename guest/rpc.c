@@ -275,7 +275,7 @@ rpc_destroy_sandbox(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *u
     op->pending = 1;
     for (agent_container *c = a->containers, *next; c; c = next) {
         next = c->next;
-        if (c->state == AGENT_CONTAINER_REMOVING)
+        if (c->state == AGENT_CONTAINER_REMOVING || c->remove_requested)
             continue; /* a RemoveContainer is at it already */
         op->pending++;
         agent_container_remove(c, 0, on_destroy_removed, op);
@@ -368,7 +368,7 @@ rpc_remove_container(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *
     if (!req || !need_sandbox(a, call) || !agent_find_process(a, call, req->container_id, "", &c, NULL))
         return;
     if (c->state == AGENT_CONTAINER_CREATING || c->state == AGENT_CONTAINER_STARTING ||
-        c->state == AGENT_CONTAINER_REMOVING) {
+        c->state == AGENT_CONTAINER_REMOVING || c->remove_requested) {
         cc_ttrpc_call_fail(call, CC_TTRPC_FAILED_PRECONDITION, "container %s is %s", c->id,
                            agent_container_state_to_string(c->state));
         return;

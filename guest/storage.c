@@ -233,6 +233,46 @@ agent_storages_find_image(Grpc__Storage *const *st, size_t n)
     return NULL;
 }
 
+/*
+ * Unmounts everything stacked at base/rel, re-resolving the path each time without following
+ * symlinks: a container with part of the base bind-mounted could have replaced a component
+ * with a symlink, and a path string would then unmount something outside the base.
+ */
+static void
+unmount_nofollow(agent *a, const char *rel)
+{
+    for (int i = 0; i < 16; i++) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[64];
+
+        if (agent_mkdir_nofollow(a->base_fd, rel, 0755, false, &fd, NULL) < 0)
+            return;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        if (umount2(path, MNT_DETACH) < 0)
+            return;
+    }
+}
+
+/* rmdir base/rel through its parent, resolved without following symlinks. */
+static int
+rmdir_nofollow(agent *a, const char *rel)
+{
+    _cleanup_free_ char *parent = cc_xstrdup(rel);
+    _cleanup_close_ int pfd = -EBADF;
+    char *slash = strrchr(parent, '/');
+    const char *name = rel;
+
+    if (slash) {
+        *slash = '\0';
+        name = rel + (slash - parent) + 1;
+        if (agent_mkdir_nofollow(a->base_fd, parent, 0755, false, &pfd, NULL) < 0)
+            return -ENOENT;
+    } else {
+        pfd = openat(a->base_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    return unlinkat(pfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
 static int
 storage_mount_one(agent *a, const Grpc__Storage *st, const agent_image_layers *layers,
                   const char *container_id, bool *ret_sandbox, cc_error **err)
@@ -284,8 +324,7 @@ storage_mount_one(agent *a, const Grpc__Storage *st, const agent_image_layers *l
             r = mount_on_fd(NULL, mfd, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
                             NULL);
         if (r < 0) {
-            while (umount2(st->mount_point, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
-                ;
+            unmount_nofollow(a, rel);
             return cc_error_set(err, r, "cannot make %s read-only", st->mount_point);
         }
         *ret_sandbox = true;
@@ -334,15 +373,14 @@ agent_storages_unmount(agent *a, char **mounts, size_t n)
         const char *rel = NULL;
         if (agent_validate_guest_path(a, mounts[i], "mount_point", &rel, NULL) == 0) {
             /* Unmount every layer stacked there, then remove the (now empty) directory. */
-            while (umount2(mounts[i], MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
-                ;
+            unmount_nofollow(a, rel);
             /* the mount point, then the parents mkdir -p made, as far as they are empty */
             _cleanup_free_ char *dir = cc_xstrdup(rel);
             for (char *slash;;) {
-                if (unlinkat(a->base_fd, dir, AT_REMOVEDIR) < 0) {
-                    if (errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
-                        cc_log_errno(CC_LOG_DEBUG, -errno, "cannot remove %s/%s", a->opts.base,
-                                     dir);
+                int r = rmdir_nofollow(a, dir);
+                if (r < 0) {
+                    if (r != -ENOENT && r != -ENOTEMPTY && r != -EEXIST)
+                        cc_log_errno(CC_LOG_DEBUG, r, "cannot remove %s/%s", a->opts.base, dir);
                     break;
                 }
                 slash = strrchr(dir, '/');

@@ -117,6 +117,46 @@ check_strv(char **v, size_t n, const char *field, bool need_nonempty, cc_error *
     return 0;
 }
 
+/*
+ * Capabilities that reach beyond the container into the guest kernel or other containers
+ * (load modules, raw I/O, mount and namespace tricks, ptrace, BPF, reboot): refused, since
+ * the guest holds every container's secrets. A pod's usual ones (NET_ADMIN, NET_RAW, CHOWN,
+ * ...) stay allowed.
+ */
+static int
+validate_capabilities(const Grpc__LinuxCapabilities *caps, const char *field, cc_error **err)
+{
+    static const char *const denied[] = {
+        "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_BOOT",
+        "CAP_BPF",        "CAP_PERFMON",   "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_SYSLOG",
+        "CAP_SYS_TIME",   "CAP_DAC_READ_SEARCH", NULL};
+    if (!caps)
+        return 0;
+    struct {
+        const char *name;
+        char **v;
+        size_t n;
+    } sets[] = {
+        {"Bounding", caps->bounding, caps->n_bounding},
+        {"Effective", caps->effective, caps->n_effective},
+        {"Inheritable", caps->inheritable, caps->n_inheritable},
+        {"Permitted", caps->permitted, caps->n_permitted},
+        {"Ambient", caps->ambient, caps->n_ambient},
+    };
+    for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+        if (sets[s].n > 64)
+            return cc_error_set(err, -E2BIG, "%s.Capabilities.%s: too many", field, sets[s].name);
+        for (size_t i = 0; i < sets[s].n; i++)
+            for (size_t d = 0; denied[d]; d++)
+                if (cc_streq(sets[s].v[i], denied[d]))
+                    return cc_error_set(err, -EPERM,
+                                        "%s.Capabilities.%s[%zu]: %s is not allowed in a "
+                                        "confidential pod",
+                                        field, sets[s].name, i, denied[d]);
+    }
+    return 0;
+}
+
 int
 agent_validate_process(const Grpc__Process *p, const char *field, cc_error **err)
 {
@@ -150,7 +190,7 @@ agent_validate_process(const Grpc__Process *p, const char *field, cc_error **err
             return cc_error_set(err, -EINVAL, "%s.Rlimits[%zu].Type: not an RLIMIT_ name", field, i);
     if (p->oomscoreadj < -1000 || p->oomscoreadj > 1000)
         return cc_error_set(err, -EINVAL, "%s.OOMScoreAdj: out of range [-1000, 1000]", field);
-    return 0;
+    return validate_capabilities(p->capabilities, field, err);
 }
 
 static bool
@@ -223,16 +263,26 @@ validate_linux(const Grpc__Linux *l, cc_error **err)
                                 "is not allowed (use sandbox_pidns for the pod's PID namespace)",
                                 i);
     }
+    /* A container must not see the agent's processes or mounts (the guest is shared by the
+     * pod's containers and holds their secrets): its own PID and mount namespaces. */
+    static const char *const required[] = {"pid", "mount"};
+    for (size_t k = 0; k < sizeof(required) / sizeof(required[0]); k++) {
+        bool found = false;
+        for (size_t i = 0; i < l->n_namespaces; i++)
+            found = found || cc_streq(l->namespaces[i]->type, required[k]);
+        if (!found)
+            return cc_error_set(err, -EINVAL, "OCI.Linux.Namespaces: a %s namespace is required",
+                                required[k]);
+    }
     if (l->n_uidmappings > 340 || l->n_gidmappings > 340)
         return cc_error_set(err, -E2BIG, "OCI.Linux.UIDMappings/GIDMappings: too many");
-    if (l->n_devices > SPEC_LIST_MAX)
-        return cc_error_set(err, -E2BIG, "OCI.Linux.Devices: too many");
-    for (size_t i = 0; i < l->n_devices; i++) {
-        const Grpc__LinuxDevice *d = l->devices[i];
-        if (!d->path || !cc_startswith(d->path, "/dev/") || !path_is_clean_absolute(d->path))
-            return cc_error_set(err, -EINVAL, "OCI.Linux.Devices[%zu].Path: must be below /dev",
-                                i);
-    }
+    /* Device nodes of the guest (/dev/mem, the disks) are the guest's, not the host's to hand
+     * out: none (crun still makes the default /dev/null, /dev/zero, ...). */
+    if (l->n_devices > 0)
+        return cc_error_set(err, -EINVAL,
+                            "OCI.Linux.Devices[0] (%s): guest devices cannot be given to a "
+                            "container",
+                            l->devices[0]->path ? l->devices[0]->path : "");
     if (l->n_sysctl > SPEC_LIST_MAX)
         return cc_error_set(err, -E2BIG, "OCI.Linux.Sysctl: too many");
     for (size_t i = 0; i < l->n_sysctl; i++) {

@@ -370,7 +370,7 @@ spec_parts_init(spec_parts *p, const fixture *f)
     p->dev.minor = 229;
     p->devs[0] = &p->dev;
     p->linux_.devices = p->devs;
-    p->linux_.n_devices = 1;
+    p->linux_.n_devices = 0; /* guest devices are refused (see "device" below) */
     p->sysctl.key = "net.ipv4.ip_unprivileged_port_start";
     p->sysctl.value = "0";
     p->sysctls[0] = &p->sysctl;
@@ -571,10 +571,52 @@ ns_unknown(spec_parts *p, const fixture *f)
 }
 
 static void
+no_pid_ns(spec_parts *p, const fixture *f)
+{
+    (void)f;
+    for (size_t i = 0; i < p->linux_.n_namespaces; i++)
+        if (strcmp(p->linux_.namespaces[i]->type, "pid") == 0)
+            p->linux_.namespaces[i]->type = "uts";
+}
+
+static void
+no_mount_ns(spec_parts *p, const fixture *f)
+{
+    (void)f;
+    for (size_t i = 0; i < p->linux_.n_namespaces; i++)
+        if (strcmp(p->linux_.namespaces[i]->type, "mount") == 0)
+            p->linux_.namespaces[i]->type = "uts";
+}
+
+static char *cap_module[] = {"CAP_SYS_MODULE"};
+static char *cap_admin[] = {"CAP_SYS_ADMIN"};
+
+static void
+cap_sys_module(spec_parts *p, const fixture *f)
+{
+    (void)f;
+    static Grpc__LinuxCapabilities caps = GRPC__LINUX_CAPABILITIES__INIT;
+    caps.bounding = cap_module;
+    caps.n_bounding = 1;
+    p->process.capabilities = &caps;
+}
+
+static void
+cap_sys_admin_ambient(spec_parts *p, const fixture *f)
+{
+    (void)f;
+    static Grpc__LinuxCapabilities caps = GRPC__LINUX_CAPABILITIES__INIT;
+    caps.ambient = cap_admin;
+    caps.n_ambient = 1;
+    p->process.capabilities = &caps;
+}
+
+static void
 device_outside_dev(spec_parts *p, const fixture *f)
 {
     (void)f;
     p->dev.path = "/etc/fuse";
+    p->linux_.n_devices = 1;
 }
 
 static void
@@ -582,6 +624,7 @@ device_dotdot(spec_parts *p, const fixture *f)
 {
     (void)f;
     p->dev.path = "/dev/../etc/shadow";
+    p->linux_.n_devices = 1;
 }
 
 static void
@@ -631,9 +674,8 @@ test_spec_valid(void **state)
     if (r != 0)
         fail_msg("valid spec refused: %s", cc_error_message(err));
 
-    /* the minimal one: a process, a root, linux; no mounts */
+    /* the minimal one: a process, a root, linux with its own PID and mount namespaces */
     p.spec.n_mounts = 0;
-    p.linux_.n_namespaces = 0;
     p.linux_.n_devices = 0;
     p.linux_.n_sysctl = 0;
     p.process.n_env = 0;
@@ -681,8 +723,12 @@ test_spec_refused(void **state)
         {"no linux", no_linux, -EINVAL, "OCI.Linux: missing"},
         {"namespace path", ns_path, -EINVAL, "OCI.Linux.Namespaces[1].Path"},
         {"namespace type", ns_unknown, -EINVAL, "OCI.Linux.Namespaces[1].Type: unknown 'container'"},
-        {"device outside /dev", device_outside_dev, -EINVAL, "OCI.Linux.Devices[0].Path"},
-        {"device ..", device_dotdot, -EINVAL, "OCI.Linux.Devices[0].Path"},
+        {"device outside /dev", device_outside_dev, -EINVAL, "OCI.Linux.Devices[0]"},
+        {"device ..", device_dotdot, -EINVAL, "OCI.Linux.Devices[0]"},
+        {"no pid namespace", no_pid_ns, -EINVAL, "a pid namespace is required"},
+        {"no mount namespace", no_mount_ns, -EINVAL, "a mount namespace is required"},
+        {"CAP_SYS_MODULE", cap_sys_module, -EPERM, "OCI.Process.Capabilities.Bounding[0]: CAP_SYS_MODULE"},
+        {"CAP_SYS_ADMIN ambient", cap_sys_admin_ambient, -EPERM, "OCI.Process.Capabilities.Ambient[0]: CAP_SYS_ADMIN"},
         {"sysctl ..", sysctl_dotdot, -EINVAL, "OCI.Linux.Sysctl"},
         {"sysctl /", sysctl_absolute, -EINVAL, "OCI.Linux.Sysctl"},
     };
