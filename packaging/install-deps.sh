@@ -23,6 +23,7 @@ packages=(
     libprotobuf-c-dev   # protobuf-c runtime
     libssl-dev          # OpenSSL libcrypto: initdata digests and base64 (vmm/)
     libvirt-dev         # libvirt client API for the libvirt backend plugin (vmm/libvirt/)
+    libgrpc-dev         # gRPC C core: snapshotter server, cloakctl CRI client (lib/grpc*.c)
     # libraries (guest/: image pull inside the guest)
     libcurl4-openssl-dev # registry client
     libarchive-dev      # tar reading of image layers
