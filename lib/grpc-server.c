@@ -34,6 +34,7 @@ typedef enum tag_kind {
     TAG_RECV,
     TAG_CLOSE,
     TAG_SEND,
+    TAG_STREAM,
     TAG_SHUTDOWN,
 } tag_kind;
 
@@ -58,7 +59,23 @@ struct cc_grpc_call {
     char *method;
     char **metadata; /* key, value, key, value, ... */
     size_t n_metadata;
-    call_tag tag_new, tag_recv, tag_close, tag_send;
+    call_tag tag_new, tag_recv, tag_close, tag_send, tag_stream;
+
+    /*
+     * Streamed messages (cc_grpc_call_send()): gRPC takes one GRPC_OP_SEND_MESSAGE at a time,
+     * so the loop thread queues them and the queue thread starts the next one when the
+     * previous one completed; the status waits for the last. Under stream_lock.
+     */
+    pthread_mutex_t stream_lock;
+    bool streaming;                     /* initial metadata went with the first message */
+    bool stream_in_flight;              /* a message batch is running (holds a reference) */
+    bool stream_failed;                 /* a message batch failed: the call is dead */
+    grpc_byte_buffer *stream_send;      /* the message in flight */
+    grpc_byte_buffer **stream_queue;    /* waiting messages, oldest first */
+    size_t n_stream_queue, stream_queue_head;
+    bool final_pending;                 /* the status waits for the queue (holds a reference) */
+    cc_ttrpc_code final_code;
+    char *final_message;
 };
 
 typedef struct service {
@@ -107,6 +124,8 @@ call_new(void)
     call->tag_recv = (call_tag){TAG_RECV, call};
     call->tag_close = (call_tag){TAG_CLOSE, call};
     call->tag_send = (call_tag){TAG_SEND, call};
+    call->tag_stream = (call_tag){TAG_STREAM, call};
+    pthread_mutex_init(&call->stream_lock, NULL);
     return call;
 }
 
@@ -125,6 +144,13 @@ call_unref(cc_grpc_call *call)
         grpc_byte_buffer_destroy(call->send);
     if (call->has_status_details)
         grpc_slice_unref(call->status_details);
+    if (call->stream_send)
+        grpc_byte_buffer_destroy(call->stream_send);
+    for (size_t i = call->stream_queue_head; i < call->n_stream_queue; i++)
+        grpc_byte_buffer_destroy(call->stream_queue[i]);
+    free(call->stream_queue);
+    free(call->final_message);
+    pthread_mutex_destroy(&call->stream_lock);
     for (size_t i = 0; i < 2 * call->n_metadata; i++)
         free(call->metadata[i]);
     free(call->metadata);
@@ -149,13 +175,14 @@ call_send(cc_grpc_call *call, cc_ttrpc_code code, const char *message, grpc_slic
     size_t n = 0;
 
     memset(ops, 0, sizeof(ops));
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (!call->streaming)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (payload) {
         call->send = grpc_raw_byte_buffer_create(payload, 1);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = call->send;
     }
-    if (code <= CC_TTRPC_OK && !payload)
+    if (code <= CC_TTRPC_OK && !payload && !call->streaming)
         code = CC_TTRPC_UNKNOWN; /* a failure must not read as success */
     size_t len = strnlen(message, STATUS_MESSAGE_MAX);
     call->status_details = grpc_slice_from_copied_buffer(message, len);
@@ -172,6 +199,72 @@ call_send(cc_grpc_call *call, cc_ttrpc_code code, const char *message, grpc_slic
         return -EIO;
     }
     return 0;
+}
+
+/*
+ * Starts the batch sending bb (taken), with the initial metadata the first time. Caller
+ * holds stream_lock; the batch holds a reference. On failure the stream is dead.
+ */
+static int
+stream_start_locked(cc_grpc_call *call, grpc_byte_buffer *bb)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+
+    if (!call->gcall) {
+        grpc_byte_buffer_destroy(bb);
+        call->stream_failed = true;
+        return -ECANCELED;
+    }
+    memset(ops, 0, sizeof(ops));
+    if (!call->streaming)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = bb;
+    call->stream_send = bb;
+    call->streaming = true;
+    call->stream_in_flight = true;
+    atomic_fetch_add(&call->refs, 1);
+    grpc_call_error e = grpc_call_start_batch(call->gcall, ops, n, &call->tag_stream, NULL);
+    if (e != GRPC_CALL_OK) {
+        atomic_fetch_sub(&call->refs, 1);
+        cc_log(CC_LOG_DEBUG, "grpc: streaming a message of %s failed: %d", call->method, (int)e);
+        grpc_byte_buffer_destroy(bb);
+        call->stream_send = NULL;
+        call->stream_in_flight = false;
+        call->stream_failed = true;
+        return -EIO;
+    }
+    return 0;
+}
+
+/* A streamed message went out (or failed): start the next one, or the pending status. */
+static void
+on_stream(cc_grpc_call *call, bool success)
+{
+    bool drop_final = false;
+
+    pthread_mutex_lock(&call->stream_lock);
+    if (call->stream_send)
+        grpc_byte_buffer_destroy(call->stream_send);
+    call->stream_send = NULL;
+    call->stream_in_flight = false;
+    if (!success) {
+        call->stream_failed = true;
+        atomic_store(&call->cancelled, true);
+    }
+    if (!call->stream_failed && call->stream_queue_head < call->n_stream_queue)
+        (void)stream_start_locked(call, call->stream_queue[call->stream_queue_head++]);
+    if (!call->stream_in_flight && call->final_pending) {
+        call->final_pending = false;
+        drop_final = true;
+        if (!call->stream_failed && call->gcall)
+            (void)call_send(call, call->final_code, call->final_message, NULL);
+    }
+    pthread_mutex_unlock(&call->stream_lock);
+    if (drop_final)
+        call_unref(call);
+    call_unref(call); /* the batch's */
 }
 
 /* --- the completion queue thread ---------------------------------------------------------- */
@@ -299,6 +392,9 @@ cq_run(cc_grpc_server *s)
             break;
         case TAG_SEND:
             call_unref(t->call);
+            break;
+        case TAG_STREAM:
+            on_stream(t->call, ev.success);
             break;
         }
     }
@@ -563,8 +659,10 @@ cc_grpc_server_free(cc_grpc_server *s)
         cc_grpc_call *call = s->held;
         held_unlink(call);
         atomic_store(&call->cancelled, true);
+        pthread_mutex_lock(&call->stream_lock);
         grpc_call_unref(call->gcall);
         call->gcall = NULL;
+        pthread_mutex_unlock(&call->stream_lock);
     }
 
     if (s->cq) {
@@ -623,17 +721,93 @@ call_complete(cc_grpc_call *call, cc_ttrpc_code code, const char *message, grpc_
     int r = -ECANCELED;
 
     held_unlink(call);
-    if (!cc_grpc_call_is_cancelled(call))
-        r = call_send(call, code, message, payload);
+    if (!cc_grpc_call_is_cancelled(call)) {
+        pthread_mutex_lock(&call->stream_lock);
+        if (!call->streaming)
+            r = call_send(call, code, message, payload);
+        else if (call->stream_failed)
+            r = -ECANCELED;
+        else if (call->stream_in_flight) {
+            /* on_stream() sends the status after the last message. */
+            call->final_pending = true;
+            call->final_code = code;
+            call->final_message = cc_xstrdup(message);
+            atomic_fetch_add(&call->refs, 1);
+            r = 0;
+        } else
+            r = call_send(call, code, message, NULL);
+        pthread_mutex_unlock(&call->stream_lock);
+    }
     call_unref(call);
     return r;
+}
+
+static bool
+call_is_streaming(cc_grpc_call *call)
+{
+    pthread_mutex_lock(&call->stream_lock);
+    bool r = call->streaming;
+    pthread_mutex_unlock(&call->stream_lock);
+    return r;
+}
+
+static grpc_byte_buffer *
+pack_buffer(const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    grpc_slice payload = grpc_slice_malloc(len);
+    if (len > 0)
+        (void)protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(payload));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_slice_unref(payload);
+    return bb;
+}
+
+static int
+stream_push(cc_grpc_call *call, grpc_byte_buffer *bb)
+{
+    int r = 0;
+
+    if (cc_grpc_call_is_cancelled(call)) {
+        grpc_byte_buffer_destroy(bb);
+        return -ECANCELED;
+    }
+    pthread_mutex_lock(&call->stream_lock);
+    if (call->stream_failed) {
+        grpc_byte_buffer_destroy(bb);
+        r = -ECANCELED;
+    } else if (!call->stream_in_flight)
+        r = stream_start_locked(call, bb);
+    else {
+        if (call->stream_queue_head > 0 && call->stream_queue_head == call->n_stream_queue)
+            call->stream_queue_head = call->n_stream_queue = 0;
+        call->stream_queue = cc_xreallocarray(call->stream_queue, call->n_stream_queue + 1,
+                                              sizeof(*call->stream_queue));
+        call->stream_queue[call->n_stream_queue++] = bb;
+    }
+    pthread_mutex_unlock(&call->stream_lock);
+    return r;
+}
+
+int
+cc_grpc_call_send(cc_grpc_call *call, const ProtobufCMessage *msg)
+{
+    return stream_push(call, pack_buffer(msg));
 }
 
 int
 cc_grpc_call_reply_raw(cc_grpc_call *call, const void *buf, size_t len)
 {
     grpc_slice payload = grpc_slice_from_copied_buffer(buf ? buf : "", len);
-    int r = call_complete(call, CC_TTRPC_OK, "", &payload);
+    int r;
+    if (call_is_streaming(call)) {
+        if (buf && len > 0) {
+            grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&payload, 1);
+            (void)stream_push(call, bb);
+        }
+        r = call_complete(call, CC_TTRPC_OK, "", NULL);
+    } else
+        r = call_complete(call, CC_TTRPC_OK, "", &payload);
     grpc_slice_unref(payload);
     return r;
 }
@@ -641,6 +815,11 @@ cc_grpc_call_reply_raw(cc_grpc_call *call, const void *buf, size_t len)
 int
 cc_grpc_call_reply(cc_grpc_call *call, const ProtobufCMessage *resp)
 {
+    if (call_is_streaming(call)) {
+        if (resp)
+            (void)cc_grpc_call_send(call, resp);
+        return call_complete(call, CC_TTRPC_OK, "", NULL);
+    }
     size_t len = resp ? protobuf_c_message_get_packed_size(resp) : 0;
     grpc_slice payload = grpc_slice_malloc(len);
     if (len > 0)

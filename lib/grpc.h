@@ -126,6 +126,18 @@ ProtobufCMessage *cc_grpc_call_unpack(cc_grpc_call *call, const ProtobufCMessage
  */
 int cc_grpc_call_reply(cc_grpc_call *call, const ProtobufCMessage *resp);
 
+/*
+ * Server streaming: sends msg (borrowed, packed at once) as one message of the response
+ * stream, without completing the call; the initial metadata goes with the first one.
+ * Messages are queued and go out in order, one at a time, as gRPC allows. Complete the
+ * call afterwards as usual: cc_grpc_call_reply(call, NULL) then sends the status OK only,
+ * after the last message (a non-NULL resp is streamed as one more message first), and the
+ * fail functions send their error status after the messages already queued. Returns 0, or
+ * -ECANCELED when the call was cancelled or an earlier message failed (the message is
+ * dropped), -EIO when gRPC refused the batch. Loop thread.
+ */
+int cc_grpc_call_send(cc_grpc_call *call, const ProtobufCMessage *msg);
+
 /* Same with an already serialised response (buf borrowed; len 0 allowed). */
 int cc_grpc_call_reply_raw(cc_grpc_call *call, const void *buf, size_t len);
 

@@ -22,6 +22,10 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+
 #include "google/rpc/status.pb-c.h"
 #include "grpc.h"
 #include "loop.h"
@@ -121,8 +125,33 @@ on_hold(cc_grpc_call *call, const uint8_t *req, size_t len, void *userdata)
     f->held[f->n_held++] = call;
 }
 
+/*
+ * Stream: streams code messages {code: i, message}, all queued at once (so most wait for the
+ * previous one), then completes with OK, or with the status ABORTED when message is "fail".
+ */
+static void
+on_stream(cc_grpc_call *call, const uint8_t *req, size_t len, void *userdata)
+{
+    Google__Rpc__Status *in = unpack(call, req, len);
+    if (!in)
+        return;
+    for (int32_t i = 0; i < in->code; i++) {
+        Google__Rpc__Status out = GOOGLE__RPC__STATUS__INIT;
+        out.code = i;
+        out.message = in->message;
+        assert_int_equal(cc_grpc_call_send(call, &out.base), 0);
+    }
+    if (cc_streq(in->message, "fail"))
+        assert_int_equal(cc_grpc_call_fail(call, CC_TTRPC_ABORTED, "failed after %d", in->code),
+                         0);
+    else
+        assert_int_equal(cc_grpc_call_reply(call, NULL), 0);
+    protobuf_c_message_free_unpacked(&in->base, NULL);
+}
+
 static const cc_grpc_method echo_methods[] = {
     {"Echo", on_echo},
+    {"Stream", on_stream},
     {"Fail", on_fail},
     {"Metadata", on_metadata},
 };
@@ -625,6 +654,133 @@ test_free_in_handler(void **state)
 }
 
 /* A server that never listened frees cleanly. */
+/*
+ * A raw gRPC C core client of a server-streaming method: sends {n, message} and receives
+ * every message until the end of the stream; returns how many, checking they come in
+ * order, and the status in *ret_code and ret_details.
+ */
+static int32_t
+stream_call(fixture *f, int32_t n, const char *message, grpc_status_code *ret_code,
+            char *ret_details, size_t details_size)
+{
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    _cleanup_free_ char *target = cc_xasprintf("unix:%s", f->path);
+    grpc_channel *channel = grpc_channel_create(target, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_slice method = grpc_slice_from_static_string("/" SERVICE "/Stream");
+    grpc_call *gcall = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                                method, NULL,
+                                                gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                                             gpr_time_from_seconds(10, GPR_TIMESPAN)),
+                                                NULL);
+    assert_non_null(gcall);
+
+    Google__Rpc__Status in = GOOGLE__RPC__STATUS__INIT;
+    in.code = n;
+    in.message = (char *)message;
+    size_t len = protobuf_c_message_get_packed_size(&in.base);
+    grpc_slice req = grpc_slice_malloc(len);
+    (void)protobuf_c_message_pack(&in.base, GRPC_SLICE_START_PTR(req));
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&req, 1);
+    grpc_slice_unref(req);
+
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_metadata_array_init(&initial_md);
+    grpc_metadata_array_init(&trailing_md);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[5];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+    assert_int_equal(grpc_call_start_batch(gcall, ops, 4, (void *)1, NULL), GRPC_CALL_OK);
+    grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+
+    int32_t received = 0;
+    for (;;) {
+        grpc_byte_buffer *recv = NULL;
+        memset(ops, 0, sizeof(ops));
+        ops[0].op = GRPC_OP_RECV_MESSAGE;
+        ops[0].data.recv_message.recv_message = &recv;
+        assert_int_equal(grpc_call_start_batch(gcall, ops, 1, (void *)2, NULL), GRPC_CALL_OK);
+        ev = grpc_completion_queue_pluck(cq, (void *)2, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+        if (!ev.success || !recv)
+            break; /* end of stream */
+        grpc_byte_buffer_reader reader;
+        assert_true(grpc_byte_buffer_reader_init(&reader, recv));
+        grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        grpc_byte_buffer_destroy(recv);
+        Google__Rpc__Status *out =
+            google__rpc__status__unpack(NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+        grpc_slice_unref(s);
+        assert_non_null(out);
+        assert_int_equal(out->code, received);
+        assert_string_equal(out->message, message);
+        protobuf_c_message_free_unpacked(&out->base, NULL);
+        received++;
+    }
+
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &trailing_md;
+    ops[0].data.recv_status_on_client.status = &status;
+    ops[0].data.recv_status_on_client.status_details = &details;
+    assert_int_equal(grpc_call_start_batch(gcall, ops, 1, (void *)3, NULL), GRPC_CALL_OK);
+    ev = grpc_completion_queue_pluck(cq, (void *)3, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    *ret_code = status;
+    snprintf(ret_details, details_size, "%.*s", (int)GRPC_SLICE_LENGTH(details),
+             (const char *)GRPC_SLICE_START_PTR(details));
+
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial_md);
+    grpc_metadata_array_destroy(&trailing_md);
+    grpc_byte_buffer_destroy(send);
+    grpc_call_unref(gcall);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    grpc_channel_destroy(channel);
+    return received;
+}
+
+static void
+job_stream(job *j)
+{
+    grpc_status_code code;
+    char details[128];
+
+    assert_int_equal(stream_call(j->f, 250, "hi", &code, details, sizeof(details)), 250);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_int_equal(stream_call(j->f, 1, "one", &code, details, sizeof(details)), 1);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_int_equal(stream_call(j->f, 3, "fail", &code, details, sizeof(details)), 3);
+    assert_int_equal(code, GRPC_STATUS_ABORTED);
+    assert_string_equal(details, "failed after 3");
+}
+
+static void
+test_stream(void **state)
+{
+    fixture *f = *state;
+    job j;
+
+    job_start(&j, f, job_stream, 0);
+    jobs_run(f, &j, 1);
+    assert_int_equal(cc_grpc_server_get_n_calls(f->server), 0);
+}
+
 static void
 test_never_listened(void **state)
 {
@@ -652,6 +808,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_listened, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
