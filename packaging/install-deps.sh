@@ -44,8 +44,10 @@ packages=(
     docker-registry     # the registry the guest pulls test images from (127.0.0.1 only)
     zstd                # zstd test layers
     crun                # host-side agent tests (cloak-agent --listen) and benchmarks
+    containerd runc containernetworking-plugins # cloakctl CRI tests: a private containerd 1.6 (test/integration/cri)
     golang-go                          # Go peers for interop tests (GOPATH mode, offline)
     golang-github-containerd-ttrpc-dev # containerd's ttrpc 1.1.1: interop peer and baseline
+    golang-github-containerd-containerd-dev # containerd 1.6 snapshots/testsuite: conformance/snapshotter
 )
 
 missing() {
