@@ -45,6 +45,7 @@ packages=(
     zstd                # zstd test layers
     crun                # host-side agent tests (cloak-agent --listen) and benchmarks
     containerd runc containernetworking-plugins # cloakctl CRI tests: a private containerd 1.6 (test/integration/cri)
+    fuse3               # /sbin/mount.fuse: containerd runs nydus-overlayfs through it (guest-pull rootfs)
     golang-go                          # Go peers for interop tests (GOPATH mode, offline)
     golang-github-containerd-ttrpc-dev # containerd's ttrpc 1.1.1: interop peer and baseline
     golang-github-containerd-containerd-dev # containerd 1.6 snapshots/testsuite: conformance/snapshotter

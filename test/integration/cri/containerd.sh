@@ -11,6 +11,9 @@
 #       REGISTRY (host:port of a plain-HTTP registry, registry.sh) is reached over HTTP and
 #       holds the sandbox image REGISTRY/cloak/pause:1. DIR/containerd.pid, DIR/containerd.log.
 #       Returns once the CRI answers (ctr --address ... version, then the socket).
+#       CRI_SNAPSHOTTER=NAME CRI_SNAPSHOTTER_ADDRESS=SOCK (both optional): CRI uses the proxy
+#       snapshotter NAME on SOCK ([proxy_plugins.NAME]) with disable_snapshot_annotations =
+#       false, as packaging/containerd/cloak-snapshotter.toml does (test/integration/guestpull).
 #   containerd.sh stop DIR
 #       SIGTERM to the pid in DIR/containerd.pid (only that one) and to the shims it started
 #       (found by their -address DIR/containerd.sock argument), unmounts what is left
@@ -21,6 +24,8 @@ set -euo pipefail
 CONTAINERD_BIN=${CONTAINERD_BIN:-/usr/bin/containerd}
 CRI_BRIDGE=${CRI_BRIDGE:-cloakcri0}
 CRI_SUBNET=${CRI_SUBNET:-10.88.77.0/24}
+CRI_SNAPSHOTTER=${CRI_SNAPSHOTTER:-overlayfs}
+CRI_SNAPSHOTTER_ADDRESS=${CRI_SNAPSHOTTER_ADDRESS:-}
 cmd=${1:?start|stop}
 dir=${2:?dir}
 registry=${3:-}
@@ -29,7 +34,13 @@ log() { printf '[containerd] %s\n' "$*" >&2; }
 
 write_config() {
     mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/cni/net.d" "$dir/cni/ipam"
-    local sandbox_image="registry.invalid/pause:none" mirror=""
+    local sandbox_image="registry.invalid/pause:none" mirror="" proxy="" annotations=""
+    if [ -n "$CRI_SNAPSHOTTER_ADDRESS" ]; then
+        proxy="[proxy_plugins.\"$CRI_SNAPSHOTTER\"]
+  type = \"snapshot\"
+  address = \"$CRI_SNAPSHOTTER_ADDRESS\""
+        annotations="disable_snapshot_annotations = false"
+    fi
     if [ -n "$registry" ]; then
         sandbox_image="$registry/cloak/pause:1"
         mirror="[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"$registry\"]
@@ -52,6 +63,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   level = "info"
 [metrics]
   address = ""
+$proxy
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
@@ -63,7 +75,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   enable_selinux = false
   disable_apparmor = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+    snapshotter = "$CRI_SNAPSHOTTER"
+    $annotations
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
