@@ -10,6 +10,7 @@ struct snap_store {
     snap_info **infos; /* id order */
     size_t n_infos;
     uint64_t next_id;
+    uint64_t id_mark; /* ids below this are reserved in <root>/id-mark (ids are never reused) */
 };
 
 /* The snapshot named name, or NULL. */

@@ -299,6 +299,16 @@ snap_store_open(const char *root, snap_store **ret, cc_error **err)
         return cc_error_set(err, -errno, "open '%s'", dir);
     r = reconcile(s, true, NULL); /* failures to remove leftovers are not fatal */
     (void)r;
+    /* ids of removed snapshots are gone from the disk: the reserved high-water mark keeps
+     * them from being handed out again */
+    _cleanup_free_ char *mark_path = cc_xasprintf("%s/id-mark", root);
+    _cleanup_free_ char *mark = NULL;
+    if (cc_read_file(mark_path, 64, &mark, NULL, NULL) == 0) {
+        uint64_t m = strtoull(mark, NULL, 10);
+        if (m > s->next_id)
+            s->next_id = m;
+    }
+    s->id_mark = s->next_id;
     *ret = TAKE_PTR(s);
     return 0;
 }
@@ -385,6 +395,18 @@ static int
 create(snap_store *s, snap_kind kind, const char *name, const snap_info *parent,
        json_t *labels /* taken */, snap_info **ret, cc_error **err)
 {
+    if (s->next_id >= s->id_mark) {
+        /* reserve the next 64 ids first (write + rename: a kill -9 leaves the old or the new
+         * mark, both above every id handed out) */
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", s->next_id + 64);
+        _cleanup_close_ int root_fd = open(s->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int q = root_fd < 0 ? -errno
+                            : cc_write_file_atomic(root_fd, "id-mark", buf, (size_t)len, 0600, err);
+        if (q < 0)
+            return cc_error_prefix(err, q, "reserve snapshot ids");
+        s->id_mark = s->next_id + 64;
+    }
     _cleanup_(info_freep) snap_info *info = cc_xzalloc(sizeof(*info));
     info->id = s->next_id++;
     info->name = cc_xstrdup(name);
