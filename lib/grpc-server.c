@@ -609,12 +609,23 @@ cc_grpc_server_listen(cc_grpc_server *s, const char *path, unsigned mode, cc_err
     if (!path || !*path || strlen(path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
         return cc_error_msg(err, -EINVAL, "invalid socket path \"%s\"", path ? path : "");
 
-    _cleanup_free_ char *addr = cc_xasprintf("unix:%s", path);
+    /*
+     * Clients (containerd, test suites) connect as soon as the socket file exists, but gRPC
+     * creates it before it listens: bind a temporary name, start, chmod, then rename it into
+     * place, so that the path appears only once it accepts connections, with its final mode.
+     * A path too long for the temporary name is bound directly.
+     */
+    _cleanup_free_ char *tmp = cc_xasprintf("%s.%d.tmp", path, (int)getpid());
+    bool use_tmp = strlen(tmp) < sizeof(((struct sockaddr_un *)NULL)->sun_path);
+    const char *bound = use_tmp ? tmp : path;
+    if (use_tmp)
+        (void)unlink(tmp);
+    _cleanup_free_ char *addr = cc_xasprintf("unix:%s", bound);
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port == 0)
-        return cc_error_msg(err, -EADDRNOTAVAIL, "gRPC cannot listen on '%s'", path);
+        return cc_error_msg(err, -EADDRNOTAVAIL, "gRPC cannot listen on '%s'", bound);
 
     grpc_server_start(s->server);
     s->started = true;
@@ -622,8 +633,10 @@ cc_grpc_server_listen(cc_grpc_server *s, const char *path, unsigned mode, cc_err
     if (r < 0)
         return cc_error_set(err, r, "creating the gRPC completion queue thread");
     s->thread_started = true;
-    if (chmod(path, mode) < 0)
-        return cc_error_set(err, -errno, "chmod '%s'", path);
+    if (chmod(bound, mode) < 0)
+        return cc_error_set(err, -errno, "chmod '%s'", bound);
+    if (use_tmp && rename(tmp, path) < 0)
+        return cc_error_set(err, -errno, "rename '%s' to '%s'", tmp, path);
     return 0;
 }
 
