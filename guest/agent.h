@@ -228,11 +228,10 @@ int agent_process_set_streams(agent *a, agent_process *p, int in_fd, int out_fd,
 /* cloak.agent.v1 ReadStdio: up to max bytes of stdout and stderr (0: 1 MiB, at most 3 MiB). */
 void agent_process_read_stdio(agent_process *p, cc_ttrpc_call *call, size_t max);
 /* crun helpers: "<crun> --root=... --log=file:<bundle>/crun.log CMD [A1..A4] <id>" (truncates
- * the log); the last line of the log (or fallback); free a NULL-terminated vector. */
+ * the log; free it with cc_json_strv_free()); the last line of the log (or fallback). */
 char **agent_crun_argv(agent_container *c, const char *cmd, const char *a1, const char *a2,
                        const char *a3, const char *a4);
 char *agent_crun_log_message(agent_container *c, const char *fallback);
-void agent_strv_free(char **v);
 /* A removal was requested while crun ran for c (create, start, an exec): do it now if
  * nothing runs any more. */
 void agent_container_remove_if_requested(agent_container *c);
@@ -336,6 +335,10 @@ int agent_cgroup_flat_key(const char *text, const char *key, uint64_t *ret);
 /* rpc.c helpers for handlers elsewhere: unpack with cleanup, find a process. */
 void agent_msg_freep(void *p);
 #define _cleanup_msg_ _cleanup_(agent_msg_freep)
+/* In a handler: unpacks the request (NULL: the call was answered already). */
+#define UNPACK(type, desc) ((type *)cc_ttrpc_call_unpack(call, &(desc), buf, len))
+/* Logs "<method>: <error>" and answers the call with e. */
+void agent_rpc_fail(cc_ttrpc_call *call, const char *method, const cc_error *e);
 bool agent_find_process(agent *a, cc_ttrpc_call *call, const char *cid, const char *eid,
                         agent_container **ret_c, agent_process **ret_p);
 

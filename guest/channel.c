@@ -38,12 +38,6 @@
 
 static int serial_try_connect(agent *a);
 
-static void
-closedirp(DIR **d)
-{
-    if (*d)
-        (void)closedir(*d);
-}
 
 /* /dev/<vportNpM> of the port called name, or -ENOENT. */
 static int

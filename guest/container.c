@@ -28,12 +28,6 @@
 #include "cloak/agent.pb-c.h"
 #include "util.h"
 
-static void
-closedirp(DIR **d)
-{
-    if (*d)
-        (void)closedir(*d);
-}
 
 #define REMOVE_TIMEOUT_USEC (10ull * 1000 * 1000)
 
@@ -646,13 +640,6 @@ agent_crun_argv(agent_container *c, const char *cmd, const char *a1, const char 
     return v;
 }
 
-void
-agent_strv_free(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
 
 typedef struct create_op {
     agent_container *c;
@@ -1077,7 +1064,7 @@ container_create_pulled(agent *a, cc_ttrpc_call *call, const Grpc__CreateContain
     c->next = a->containers;
     a->containers = c;
     r = agent_cmd_start(a, argv, stdio, on_crun_create, op, &e);
-    agent_strv_free(argv);
+    cc_json_strv_free(argv);
     for (int i = 0; i < 3; i++) {
         cc_close(fds[i][0]);
         cc_close(fds[i][1]);
@@ -1143,7 +1130,7 @@ agent_container_start(agent_container *c, cc_ttrpc_call *call)
     c->state = AGENT_CONTAINER_STARTING;
     c->pending_call = call;
     r = agent_cmd_start(c->agent, argv, stdio, on_crun_start, c, &e);
-    agent_strv_free(argv);
+    cc_json_strv_free(argv);
     if (r < 0) {
         c->state = AGENT_CONTAINER_CREATED;
         c->pending_call = NULL;
@@ -1257,7 +1244,7 @@ container_remove_now(agent_container *c)
         cc_log_error(CC_LOG_WARNING, e, "container %s: no removal timer", c->id);
     argv = agent_crun_argv(c, "delete", "--force", NULL, NULL, NULL);
     r = agent_cmd_start(c->agent, argv, stdio, on_crun_delete, c, &e);
-    agent_strv_free(argv);
+    cc_json_strv_free(argv);
     c->delete_running = r >= 0;
     if (r < 0) {
         cc_log_error(CC_LOG_WARNING, e, "container %s: cannot run crun delete", c->id);

@@ -32,7 +32,6 @@
 
 #define AGENT_EXECS_MAX 256
 
-#define UNPACK(type, desc) ((type *)cc_ttrpc_call_unpack(call, &(desc), buf, len))
 
 /* --- terminals ------------------------------------------------------------------------------ */
 
@@ -306,7 +305,7 @@ AGENT_HANDLER(agent_rpc_exec_process)
         int stdio[3] = {fds[0][0], fds[1][1], fds[2][1]};
         argv = agent_crun_argv(c, "exec", "--detach", process, pidfile, console);
         r = agent_cmd_start(a, argv, stdio, on_crun_exec, op, &e);
-        agent_strv_free(argv);
+        cc_json_strv_free(argv);
     }
     for (int i = 0; i < 3; i++) {
         cc_close(fds[i][0]);

@@ -30,7 +30,6 @@
 #define NEW_ROOT_NAME ".cloak-root"
 #define NEW_ROOT "/" NEW_ROOT_NAME
 
-CC_DEFINE_CLEANUP(DIR, closedir)
 
 bool
 agent_init_is_stage2(void)

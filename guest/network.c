@@ -957,14 +957,7 @@ agent_routes_update(Types__Route *const *routes, size_t n, Grpc__Routes **ret, c
 
 /* --- handlers ---------------------------------------------------------------------------------- */
 
-#define UNPACK(type, desc) ((type *)cc_ttrpc_call_unpack(call, &(desc), buf, len))
 
-static void
-fail(cc_ttrpc_call *call, const char *method, const cc_error *e)
-{
-    cc_log(CC_LOG_WARNING, "%s: %s", method, cc_error_message(e));
-    cc_ttrpc_call_fail_error(call, e);
-}
 
 static void
 reply_free(cc_ttrpc_call *call, ProtobufCMessage *m)
@@ -983,7 +976,7 @@ AGENT_HANDLER(agent_rpc_update_interface)
     if (!req)
         return;
     if (agent_interface_update(req->interface, &out, &e) < 0) {
-        fail(call, "UpdateInterface", e);
+        agent_rpc_fail(call, "UpdateInterface", e);
         return;
     }
     cc_log(CC_LOG_INFO, "UpdateInterface: '%s' mtu %" PRIu64 ", %zu addresses", out->name,
@@ -1005,7 +998,7 @@ AGENT_HANDLER(agent_rpc_update_routes)
         return;
     }
     if (agent_routes_update(req->routes->routes, req->routes->n_routes, &out, &e) < 0) {
-        fail(call, "UpdateRoutes", e);
+        agent_rpc_fail(call, "UpdateRoutes", e);
         return;
     }
     cc_log(CC_LOG_INFO, "UpdateRoutes: %zu routes", req->routes->n_routes);
@@ -1022,7 +1015,7 @@ AGENT_HANDLER(agent_rpc_list_interfaces)
     if (!req)
         return;
     if (agent_interfaces_list(&out, &e) < 0) {
-        fail(call, "ListInterfaces", e);
+        agent_rpc_fail(call, "ListInterfaces", e);
         return;
     }
     reply_free(call, &out->base);
@@ -1038,7 +1031,7 @@ AGENT_HANDLER(agent_rpc_list_routes)
     if (!req)
         return;
     if (agent_routes_list(&out, &e) < 0) {
-        fail(call, "ListRoutes", e);
+        agent_rpc_fail(call, "ListRoutes", e);
         return;
     }
     reply_free(call, &out->base);

@@ -41,7 +41,6 @@
 
 #include "cloak/agent.pb-c.h"
 
-#define UNPACK(type, desc) ((type *)cc_ttrpc_call_unpack(call, &(desc), buf, len))
 
 #define CGROUP_ROOT_DEFAULT "/sys/fs/cgroup"
 #define CGROUP_FILE_MAX (1u << 20) /* io.stat with many devices; everything else is small */
@@ -55,12 +54,6 @@
 #define PIDS_LIMIT_MAX 4194304     /* PID_MAX_LIMIT: pids.max refuses more */
 #define CPUSET_MAX 8192
 
-static void
-fail(cc_ttrpc_call *call, const char *method, const cc_error *e)
-{
-    cc_log(CC_LOG_WARNING, "%s: %s", method, cc_error_message(e));
-    cc_ttrpc_call_fail_error(call, e);
-}
 
 /* container_id: valid, and the container exists; answers the call otherwise. */
 static agent_container *
@@ -417,7 +410,7 @@ AGENT_HANDLER(agent_rpc_stats_container)
     if (!req || !(c = find_container(a, call, req->container_id)))
         return;
     if (open_cgroup(c, &dir, &e) < 0 || agent_cgroup_stats(dir, &resp.cgroup_stats, &e) < 0)
-        return fail(call, "StatsContainer", e);
+        return agent_rpc_fail(call, "StatsContainer", e);
     network_stats_read(&resp.network_stats, &resp.n_network_stats);
     cc_ttrpc_call_reply(call, &resp.base);
     protobuf_c_message_free_unpacked(&resp.cgroup_stats->base, NULL);
@@ -713,7 +706,7 @@ AGENT_HANDLER(agent_rpc_update_container)
     }
     if (open_cgroup(c, &dir, &e) < 0 || agent_cgroup_update(dir, req->resources, &e) < 0) {
         cc_error_prefix(&e, e ? e->code : -EIO, "container %s", c->id);
-        return fail(call, "UpdateContainer", e);
+        return agent_rpc_fail(call, "UpdateContainer", e);
     }
     cc_log(CC_LOG_INFO, "container %s: resources updated", c->id);
     cc_ttrpc_call_reply(call, NULL);
@@ -770,7 +763,7 @@ freeze_finish(freeze_op *op, const cc_error *e)
 {
     cc_ttrpc_call_set_cancel(op->call, NULL, NULL);
     if (e)
-        fail(op->call, op->freeze ? "PauseContainer" : "ResumeContainer", e);
+        agent_rpc_fail(op->call, op->freeze ? "PauseContainer" : "ResumeContainer", e);
     else
         cc_ttrpc_call_reply(op->call, NULL);
     freeze_op_free(op);
@@ -846,7 +839,7 @@ freeze_container(agent *a, cc_ttrpc_call *call, const char *id, bool freeze)
     if ((r = open_cgroup(c, &dir, &e)) < 0 ||
         (r = cg_write(dir, "cgroup.freeze", freeze ? "1" : "0", &e)) < 0) {
         cc_error_prefix(&e, r, "container %s", c->id);
-        return fail(call, method, e);
+        return agent_rpc_fail(call, method, e);
     }
     c->paused = freeze;
     r = frozen_is(dir, freeze, &e);
@@ -857,7 +850,7 @@ freeze_container(agent *a, cc_ttrpc_call *call, const char *id, bool freeze)
                 (void)cg_write(dir, "cgroup.freeze", "0", NULL);
                 c->paused = false;
             }
-            return fail(call, method, e);
+            return agent_rpc_fail(call, method, e);
         }
         cc_log(CC_LOG_INFO, "container %s %s", c->id, freeze ? "paused" : "resumed");
         cc_ttrpc_call_reply(call, NULL);
@@ -874,7 +867,7 @@ freeze_container(agent *a, cc_ttrpc_call *call, const char *id, bool freeze)
                           &op->timer, &e);
     if (r < 0) {
         freeze_op_free(op);
-        return fail(call, method, e);
+        return agent_rpc_fail(call, method, e);
     }
     cc_ttrpc_call_set_cancel(call, on_freeze_cancel, op);
 }
@@ -1152,7 +1145,7 @@ AGENT_HANDLER(agent_rpc_get_oom_event)
         return;
     st = oom_state_get(a, &e);
     if (!st)
-        return fail(call, "GetOOMEvent", e);
+        return agent_rpc_fail(call, "GetOOMEvent", e);
     w = cc_xzalloc(sizeof(*w));
     w->state = st;
     w->call = call;
@@ -1236,7 +1229,7 @@ AGENT_HANDLER(agent_rpc_list_processes)
     if (!req || !(c = find_container(a, call, req->container_id)))
         return;
     if (open_cgroup(c, &dir, &e) < 0 || cg_read(dir, "cgroup.procs", &text, &e) < 0)
-        return fail(call, "ListProcesses", e);
+        return agent_rpc_fail(call, "ListProcesses", e);
     for (char *line = text, *next; line && *line && resp.n_processes < PROCS_MAX; line = next) {
         uint64_t pid;
         next = strchr(line, '\n');

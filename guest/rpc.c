@@ -34,10 +34,10 @@ agent_msg_freep(void *p)
         protobuf_c_message_free_unpacked(*m, NULL);
 }
 
-#define UNPACK(type, desc) ((type *)cc_ttrpc_call_unpack(call, &(desc), buf, len))
 
-static void
-fail(cc_ttrpc_call *call, const char *method, const cc_error *e)
+
+void
+agent_rpc_fail(cc_ttrpc_call *call, const char *method, const cc_error *e)
 {
     cc_log(CC_LOG_WARNING, "%s: %s", method, cc_error_message(e));
     cc_ttrpc_call_fail_error(call, e);
@@ -175,10 +175,10 @@ rpc_create_sandbox(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *us
     if ((r = agent_validate_id(req->sandbox_id, "sandbox_id", false, &e)) < 0 ||
         (r = validate_hostname(req->hostname, &e)) < 0 ||
         (r = agent_storages_validate(a, req->storages, req->n_storages, "storages", &e)) < 0)
-        return fail(call, "CreateSandbox", e);
+        return agent_rpc_fail(call, "CreateSandbox", e);
     if (req->n_dns > 16) {
         cc_error_set(&e, -E2BIG, "dns: more than 16 lines");
-        return fail(call, "CreateSandbox", e);
+        return agent_rpc_fail(call, "CreateSandbox", e);
     }
     for (size_t i = 0; i < req->n_dns; i++) {
         const char *d = req->dns[i];
@@ -187,29 +187,29 @@ rpc_create_sandbox(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *us
             ok = *p >= 0x20 && *p < 0x7f;
         if (!ok) {
             cc_error_set(&e, -EINVAL, "dns[%zu]: not one printable line of at most 256 bytes", i);
-            return fail(call, "CreateSandbox", e);
+            return agent_rpc_fail(call, "CreateSandbox", e);
         }
     }
     if (req->guest_hook_path && *req->guest_hook_path) {
         cc_error_set(&e, -EINVAL, "guest_hook_path: guest hooks are not supported");
-        return fail(call, "CreateSandbox", e);
+        return agent_rpc_fail(call, "CreateSandbox", e);
     }
     if (req->n_kernel_modules > 0) {
         cc_error_set(&e, -EINVAL, "kernel_modules: the host may not load guest kernel modules");
-        return fail(call, "CreateSandbox", e);
+        return agent_rpc_fail(call, "CreateSandbox", e);
     }
     for (size_t i = 0; i < req->n_storages; i++)
         if (cc_streq(req->storages[i]->driver, "image_guest_pull")) {
             cc_error_set(&e, -EINVAL, "storages[%zu].driver: image_guest_pull belongs to a container",
                          i);
-            return fail(call, "CreateSandbox", e);
+            return agent_rpc_fail(call, "CreateSandbox", e);
         }
 
     /* act */
     r = agent_storages_mount(a, req->storages, req->n_storages, NULL, NULL, &a->sandbox_mounts,
                              &a->n_sandbox_mounts, NULL, &e);
     if (r < 0)
-        return fail(call, "CreateSandbox", e);
+        return agent_rpc_fail(call, "CreateSandbox", e);
     if (a->opts.init) {
         if (*req->hostname && sethostname(req->hostname, strlen(req->hostname)) < 0)
             cc_log_errno(CC_LOG_WARNING, -errno, "sethostname");
@@ -298,10 +298,10 @@ rpc_create_container(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *
         return;
     if ((r = agent_validate_id(req->container_id, "container_id", false, &e)) < 0 ||
         (r = agent_validate_id(req->exec_id, "exec_id", true, &e)) < 0)
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
     if (*req->exec_id && !cc_streq(req->exec_id, req->container_id)) {
         cc_error_set(&e, -EINVAL, "exec_id: must be empty or the container id");
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
     }
     if (agent_container_find(a, req->container_id) ||
         agent_container_pending(a, req->container_id)) {
@@ -311,24 +311,24 @@ rpc_create_container(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *
     }
     if (req->n_devices > 0) {
         cc_error_set(&e, -EOPNOTSUPP, "devices: device passthrough is not supported");
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
     }
     if (req->n_shared_mounts > 0) {
         cc_error_set(&e, -EOPNOTSUPP, "shared_mounts: not supported");
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
     }
     if (req->stdin_port || req->stdout_port || req->stderr_port) {
         cc_error_set(&e, -EOPNOTSUPP, "std*_port: vsock stdio is not supported");
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
     }
     if (req->string_user && ((req->string_user->uid && *req->string_user->uid) ||
                              (req->string_user->gid && *req->string_user->gid))) {
         cc_error_set(&e, -EINVAL, "string_user: user names are not resolved; use OCI.Process.User");
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
     }
     if ((r = agent_storages_validate(a, req->storages, req->n_storages, "storages", &e)) < 0 ||
         (r = agent_validate_spec(a, req->oci, &e)) < 0)
-        return fail(call, "CreateContainer", e);
+        return agent_rpc_fail(call, "CreateContainer", e);
 
     agent_container_create(a, call, req);
 }
@@ -519,7 +519,7 @@ rpc_copy_file(cc_ttrpc_call *call, const uint8_t *buf, size_t len, void *userdat
     if (!req)
         return;
     if (agent_copy_file(a, req, &e) < 0)
-        return fail(call, "CopyFile", e);
+        return agent_rpc_fail(call, "CopyFile", e);
     cc_ttrpc_call_reply(call, NULL);
 }
 

@@ -19,6 +19,8 @@
  */
 #pragma once
 
+#include <dirent.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -119,6 +121,9 @@ int cc_rm_rf_at(int dir_fd, const char *name, cc_error **err);
 
 /* Same, for everything inside dir_fd (which stays, as does dir_fd; it may be O_PATH). */
 int cc_rm_rf_children(int dir_fd, cc_error **err);
+
+/* _cleanup_(closedirp) DIR *d = opendir(...): closedir() at scope exit. */
+CC_DEFINE_CLEANUP(DIR, closedir)
 
 /* Sets or clears O_NONBLOCK on fd. Returns 0 or a negative errno (-EBADF). Never blocks. */
 int cc_fd_set_nonblock(int fd, bool nonblock);
