@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "json.h"
+#include <openssl/evp.h>
 #include "util.h"
 
 #define VOLUME_OPTION "io.katacontainers.volume="
@@ -20,22 +21,8 @@
 char *
 snap_base64_encode(const void *buf, size_t len)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const uint8_t *p = buf;
-    char *out = cc_xmalloc((len + 2) / 3 * 4 + 1), *o = out;
-
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < len)
-            v |= p[i + 2];
-        *o++ = tab[(v >> 18) & 63];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < len ? tab[v & 63] : '=';
-    }
-    *o = '\0';
+    char *out = cc_xmalloc((len + 2) / 3 * 4 + 1);
+    (void)EVP_EncodeBlock((unsigned char *)out, buf, (int)len); /* standard, padded, no newlines */
     return out;
 }
 
