@@ -35,7 +35,8 @@ static const char *const annotation_keys[] = {
     "default_vcpus", "default_memory", "kernel_params", "cc_init_data", NULL,
 };
 
-static const char *const root_keys[] = {"hypervisor", NULL};
+static const char *const root_keys[] = {"hypervisor", "runtime", NULL};
+static const char *const runtime_keys[] = {"create_timeout", "boot_timeout", NULL};
 static const char *const hypervisor_keys[] = {
     "profile",
     "backend",
@@ -50,6 +51,8 @@ static const char *const hypervisor_keys[] = {
     "cpu_model",
     "default_vcpus",
     "default_memory",
+    "default_maxvcpus",
+    "default_maxmemory",
     "agent_channel",
     "network",
     "enable_annotations",
@@ -376,8 +379,19 @@ cfg_parse_hypervisor(const cfg_ctx *ctx, const cc_toml *hv, vmm_config *c)
             0 ||
         (r = cfg_get_unsigned(ctx, hv, tbl, "default_memory", MEMORY_MIN, MEMORY_MAX, " MiB",
                               &c->memory_mib)) < 0 ||
+        (r = cfg_get_unsigned(ctx, hv, tbl, "default_maxvcpus", VCPUS_MIN, VCPUS_MAX, "",
+                              &c->max_vcpus)) < 0 ||
+        (r = cfg_get_unsigned(ctx, hv, tbl, "default_maxmemory", MEMORY_MIN, MEMORY_MAX, " MiB",
+                              &c->max_memory_mib)) < 0 ||
         (r = cfg_parse_annotations(ctx, hv, c)) < 0)
         return r;
+    if (c->max_vcpus < c->vcpus)
+        return cfg_fail(ctx, cc_toml_table_get(hv, "default_maxvcpus"), tbl, "default_maxvcpus",
+                        "must not be below default_vcpus (%u), got %u", c->vcpus, c->max_vcpus);
+    if (c->max_memory_mib < c->memory_mib)
+        return cfg_fail(ctx, cc_toml_table_get(hv, "default_maxmemory"), tbl, "default_maxmemory",
+                        "must not be below default_memory (%u MiB), got %u", c->memory_mib,
+                        c->max_memory_mib);
     if (!c->qemu_path)
         return cfg_fail(ctx, cc_toml_table_get(hv, "path"), tbl, "path", "must not be empty");
     if (c->cpu_model && !*c->cpu_model) {
@@ -600,6 +614,10 @@ config_new_defaults(void)
     c->machine = cc_xstrdup("q35");
     c->vcpus = 1;
     c->memory_mib = 2048;
+    c->max_vcpus = VCPUS_MAX;
+    c->max_memory_mib = MEMORY_MAX;
+    c->create_timeout_sec = 300;
+    c->boot_timeout_sec = 120;
     c->enable_annotations = cc_xzalloc(sizeof(char *));
     return c;
 }
@@ -645,9 +663,16 @@ cfg_parse_root(const cfg_ctx *ctx, const cc_toml *root, vmm_config *c)
     const cc_toml *hv = NULL; /* absent: all defaults (lookups on NULL find nothing) */
     int r;
 
+    const cc_toml *rt = NULL;
     if ((r = cfg_check_keys(ctx, root, NULL, root_keys)) < 0 ||
         (r = cfg_get_table(ctx, root, NULL, "hypervisor", &hv)) < 0 ||
-        (r = cfg_parse_hypervisor(ctx, hv, c)) < 0 || (r = cfg_parse_tee(ctx, hv, c)) < 0)
+        (r = cfg_parse_hypervisor(ctx, hv, c)) < 0 || (r = cfg_parse_tee(ctx, hv, c)) < 0 ||
+        (r = cfg_get_table(ctx, root, NULL, "runtime", &rt)) < 0 ||
+        (r = cfg_check_keys(ctx, rt, "runtime", runtime_keys)) < 0 ||
+        (r = cfg_get_unsigned(ctx, rt, "runtime", "create_timeout", 1, 86400, " s",
+                              &c->create_timeout_sec)) < 0 ||
+        (r = cfg_get_unsigned(ctx, rt, "runtime", "boot_timeout", 1, 86400, " s",
+                              &c->boot_timeout_sec)) < 0)
         return r;
     return cfg_check_combinations(ctx, hv, c);
 }

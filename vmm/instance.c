@@ -8,8 +8,9 @@
  *
  * vmm_instance_stop() and vmm_instance_free() re-enter the loop (cc_loop_run_once) to wait
  * for the VM to go; other sources are dispatched meanwhile. From inside a loop handler that
- * is impossible: stop then only sends the request and returns -EBUSY (on_exit follows
- * later), free kills the VM synchronously.
+ * is impossible: stop then only sends the request, arms a timer that kills the VM when it
+ * is not gone by the deadline, and returns -EBUSY (on_exit follows later); free kills the VM
+ * synchronously.
  */
 #include "backend.h"
 #include "fs.h"
@@ -41,6 +42,7 @@ struct vmm_instance {
     char *state_dir;
     char *agent_address;
     char *console_path;
+    cc_loop_source *kill_timer; /* a stop requested from a handler: SIGKILL at its deadline */
 };
 
 static const char *const state_files[] = {"qmp.sock", "agent.sock", "qemu.pid", "backend"};
@@ -175,6 +177,28 @@ vmm_start(cc_loop *loop, const vmm_vm *vm, vmm_backend backend, vmm_exit_fn on_e
     return 0;
 }
 
+static int
+kill_timer_fired(cc_loop_source *s, uint64_t deadline_usec, void *userdata)
+{
+    vmm_instance *inst = userdata;
+    (void)s;
+    (void)deadline_usec;
+    if (!inst->gone) {
+        cc_log(CC_LOG_DEBUG, "vm in '%s' did not stop in time; killing it", inst->state_dir);
+        (void)inst->ops->kill(inst->bi, NULL);
+    }
+    return 0;
+}
+
+int
+vmm_instance_kill(vmm_instance *inst, cc_error **err)
+{
+    if (inst->gone)
+        return 0;
+    int r = inst->ops->kill(inst->bi, err);
+    return r < 0 ? cc_error_prefix(err, r, "kill vm in '%s'", inst->state_dir) : 0;
+}
+
 /* Runs the loop until the VM is gone or deadline passes: 0, -ETIMEDOUT, -EBUSY, ... */
 static int
 run_until_gone(vmm_instance *inst, uint64_t deadline, cc_error **err)
@@ -206,10 +230,15 @@ vmm_instance_stop(vmm_instance *inst, uint64_t timeout_usec, cc_error **err)
         uint64_t deadline = timeout_usec > UINT64_MAX - now ? UINT64_MAX : now + timeout_usec;
         r = run_until_gone(inst, deadline, NULL);
     }
-    if (r == -EBUSY)
+    if (r == -EBUSY) {
+        if (!inst->kill_timer &&
+            cc_loop_add_timer(inst->loop, timeout_usec, 0, kill_timer_fired, inst,
+                              &inst->kill_timer, NULL) < 0)
+            (void)inst->ops->kill(inst->bi, NULL);
         return cc_error_msg(err, r, "stop vm in '%s': called from inside a loop handler; "
                                     "the stop was requested, on_exit follows",
                             inst->state_dir);
+    }
     if (inst->gone)
         return 0;
     cc_log(CC_LOG_DEBUG, "vm in '%s' did not stop in time; killing it", inst->state_dir);
@@ -237,6 +266,7 @@ vmm_instance_free(vmm_instance *inst)
 {
     if (!inst)
         return NULL;
+    inst->kill_timer = cc_loop_source_free(inst->kill_timer);
     if (!inst->gone && inst->bi) {
         /* No callback from here on: the owner is going away. */
         inst->on_exit = NULL;

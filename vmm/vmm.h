@@ -110,6 +110,10 @@ typedef struct vmm_config {
     char *cpu_model;    /* -cpu / <cpu>; NULL = per-profile default (max|host, EPYC-v4, host) */
     unsigned vcpus;
     unsigned memory_mib;
+    unsigned max_vcpus;      /* bounds of a pod's sizing (default_maxvcpus/default_maxmemory) */
+    unsigned max_memory_mib;
+    unsigned create_timeout_sec; /* [runtime] create_timeout: one Task Create, pull included */
+    unsigned boot_timeout_sec;   /* [runtime] boot_timeout: VM start until the agent answers */
     vmm_tee tee;
     char **enable_annotations; /* NULL-terminated: config keys a pod annotation may override */
 } vmm_config;
@@ -260,10 +264,16 @@ int vmm_start(cc_loop *loop, const vmm_vm *vm, vmm_backend backend, vmm_exit_fn 
               void *userdata, vmm_instance **ret, cc_error **err);
 /*
  * Stops the VM: QMP "quit" (qemu) or virDomainDestroy (libvirt), then SIGKILL if it is not
- * gone within timeout_usec. on_exit runs (once) before this returns. Idempotent.
+ * gone within timeout_usec. on_exit runs (once) before this returns. Idempotent. From inside
+ * a loop handler it cannot wait: it sends the request, kills the VM at the deadline from a
+ * timer, and returns -EBUSY; on_exit follows.
  */
 int vmm_instance_stop(vmm_instance *inst, uint64_t timeout_usec, cc_error **err);
-/* Stops the VM if it still runs, removes the state files it created; NULL-safe. */
+/* Hard stop now (SIGKILL / virDomainDestroy); on_exit follows from the loop. Idempotent;
+ * safe inside handlers. */
+int vmm_instance_kill(vmm_instance *inst, cc_error **err);
+/* Stops the VM if it still runs, removes the state files it created; NULL-safe. Not from
+ * inside the instance's own on_exit (post the free instead). */
 vmm_instance *vmm_instance_free(vmm_instance *inst);
 CC_DEFINE_CLEANUP(vmm_instance, vmm_instance_free)
 /* QEMU's pid (0 when gone), the backend actually used, and where the agent listens:

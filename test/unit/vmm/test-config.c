@@ -146,8 +146,15 @@ test_unknown_keys(void **state)
                                                         "'hypervisor.default_memroy': unknown key");
     cc_error_free(err);
 
-    assert_string_equal(load_fail("[hypervisor]\n[runtime]\nx = 1\n", -EINVAL),
-                        NAME ":2: key 'runtime': unknown table");
+    assert_string_equal(load_fail("[hypervisor]\n[runtim]\nx = 1\n", -EINVAL),
+                        NAME ":2: key 'runtim': unknown table");
+    assert_string_equal(load_fail("[runtime]\ncreate_timout = 1\n", -EINVAL),
+                        NAME ":2: key 'runtime.create_timout': unknown key");
+    assert_string_equal(load_fail("[runtime]\ncreate_timeout = 0\n", -EINVAL),
+                        NAME ":2: key 'runtime.create_timeout': must be between 1 and 86400 s, got 0");
+    assert_string_equal(load_fail("[hypervisor]\ndefault_vcpus = 4\ndefault_maxvcpus = 2\n", -EINVAL),
+                        NAME ":3: key 'hypervisor.default_maxvcpus': must not be below "
+                             "default_vcpus (4), got 2");
     assert_string_equal(load_fail("title = \"x\"\n", -EINVAL), NAME ":1: key 'title': unknown key");
     assert_string_equal(load_fail("[hypervisor.snp]\npolcy = 1\n", -EINVAL),
                         NAME ":2: key 'hypervisor.snp.polcy': unknown key");
