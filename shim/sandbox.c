@@ -242,6 +242,15 @@ wait_agent_ready(shim *s, double deadline, cc_error **err)
 /* --- start ------------------------------------------------------------------------------------- */
 
 static void
+cleanup_if_empty(cc_loop *loop, void *userdata)
+{
+    shim *s = userdata;
+    (void)loop;
+    if (!s->containers && !s->sandbox_starting)
+        shim_sandbox_cleanup(s);
+}
+
+static void
 on_vm_exit(vmm_instance *inst, int exit_status, const char *reason, void *userdata)
 {
     shim *s = userdata;
@@ -260,6 +269,8 @@ on_vm_exit(vmm_instance *inst, int exit_status, const char *reason, void *userda
             shim_io_agent_closed(p->io);
     }
     s->agent = cc_ttrpc_client_free(s->agent);
+    /* A pod with no container left (a failed sandbox Create): its state goes now. */
+    (void)cc_loop_post(s->loop, cleanup_if_empty, s);
 }
 
 typedef struct start_job {
@@ -324,8 +335,7 @@ sandbox_enter(shim *s, double t_vm, const json_t *config_json, const shim_contai
         return r;
     cc_log(CC_LOG_INFO, "pod %s: sandbox created in the guest in %.2f s", s->sandbox_id,
            now_sec() - t_ready);
-    s->agent_ready = true;
-    return 0;
+    return 0; /* agent_ready is set on the loop, by the sandbox's create_done */
 }
 
 int
@@ -487,9 +497,22 @@ oom_poll(shim *s)
         s->oom_inflight = true;
 }
 
+static void
+agent_closed(cc_ttrpc_client *c, int error, void *userdata)
+{
+    shim *s = userdata;
+    (void)c;
+    if (s->vm_gone || s->exiting)
+        return;
+    cc_log_errno(CC_LOG_ERROR, error, "pod %s: the agent connection closed", s->sandbox_id);
+    shim_sandbox_stop(s, "the agent connection was lost");
+}
+
 void
 shim_sandbox_monitor(shim *s)
 {
+    if (s->agent)
+        cc_ttrpc_client_set_close_callback(s->agent, agent_closed, s);
     if (!s->health_timer)
         (void)cc_loop_add_timer(s->loop, SHIM_HEALTH_INTERVAL, SHIM_HEALTH_INTERVAL, health_tick,
                                 s, &s->health_timer, NULL);

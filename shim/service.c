@@ -127,13 +127,25 @@ validate_id(const char *id, const char *field, cc_error **err)
     return 0;
 }
 
+/* The project's errno table, plus what containerd needs that no errno says: -EBUSY is
+ * FAILED_PRECONDITION (a running process, an already started one), -ENOTCONN UNAVAILABLE. */
+static cc_ttrpc_code
+code_from_errno(int r)
+{
+    if (r == -EBUSY)
+        return CC_TTRPC_FAILED_PRECONDITION;
+    if (r == -ENOTCONN || r == -ESHUTDOWN)
+        return CC_TTRPC_UNAVAILABLE;
+    return cc_ttrpc_code_from_errno(r);
+}
+
 static void
 fail_error(cc_ttrpc_call *call, const cc_error *e, int r)
 {
     if (e)
-        (void)cc_ttrpc_call_fail(call, cc_ttrpc_code_from_errno(e->code), "%s", e->message);
+        (void)cc_ttrpc_call_fail(call, code_from_errno(e->code), "%s", e->message);
     else
-        (void)cc_ttrpc_call_fail(call, cc_ttrpc_code_from_errno(r), "%s", strerror(-r));
+        (void)cc_ttrpc_call_fail(call, code_from_errno(r), "%s", strerror(-r));
 }
 
 /* --- the exit pipeline ------------------------------------------------------------------------ */
@@ -185,8 +197,24 @@ proc_finish(shim_process *p, int status)
 static void
 proc_maybe_finish(shim_process *p)
 {
+    /* An init that exits while its Start is in flight: /tasks/start goes out first. */
+    if (p->busy && p->state == SHIM_PROC_CREATED)
+        return;
     if (p->state != SHIM_PROC_STOPPED && p->agent_exited && p->io_done)
         proc_finish(p, p->agent_status);
+}
+
+/* STOPPED without an exit event: a process that never ran (a failed or never started exec). */
+static void
+proc_stop_silently(shim_process *p, int status)
+{
+    if (p->state == SHIM_PROC_STOPPED)
+        return;
+    p->io = shim_io_free(p->io);
+    p->state = SHIM_PROC_STOPPED;
+    p->exit_status = status;
+    clock_gettime(CLOCK_REALTIME, &p->exited_at);
+    proc_answer_waits(p);
 }
 
 static void
@@ -426,7 +454,7 @@ create_register(shim *s, void *arg)
         t->r = cc_error_msg(&t->err, -EEXIST, "container %s: already exists", r->id);
         return;
     }
-    if (d->spec->is_sandbox && s->vm_started) {
+    if (d->spec->is_sandbox && (s->vm_started || s->sandbox_starting)) {
         t->r = cc_error_msg(&t->err, -EEXIST,
                             "container %s: this pod's shim already runs sandbox %s", r->id,
                             s->sandbox_id);
@@ -462,6 +490,8 @@ create_register(shim *s, void *arg)
     c->next = s->containers;
     s->containers = c;
     t->c = c;
+    if (c->is_sandbox)
+        s->sandbox_starting = true;
 }
 
 static void
@@ -471,6 +501,11 @@ create_done(shim *s, void *arg)
     Containerd__Task__V2__CreateTaskRequest *r = (void *)t->msg;
     shim_container *c = t->c;
 
+    s->creating--;
+    if (c && c->is_sandbox)
+        s->sandbox_starting = false;
+    if (t->r >= 0 && c->is_sandbox && s->vm_gone)
+        t->r = cc_error_msg(&t->err, -ENOTCONN, "the pod's VM exited during the sandbox's Create");
     if (t->r < 0) {
         bool sandbox = c ? c->is_sandbox : false;
         if (c) {
@@ -486,9 +521,10 @@ create_done(shim *s, void *arg)
         return;
     }
     c->init.state = SHIM_PROC_CREATED;
-    proc_watch(&c->init);
-    if (c->is_sandbox)
+    if (c->is_sandbox) {
+        s->agent_ready = true;
         shim_sandbox_monitor(s);
+    }
 
     Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
     resp.pid = (uint32_t)s->vm_pid;
@@ -507,6 +543,8 @@ create_done(shim *s, void *arg)
     ev.io = &tio;
     ev.pid = (uint32_t)s->vm_pid;
     shim_events_publish(s->events, "/tasks/create", &ev.base);
+    /* Last: a VM already gone finishes the process at once, after /tasks/create. */
+    proc_watch(&c->init);
 }
 
 /* The ConfigPath of runtimeoptions.v1.Options in Create's options, or NULL (owned). */
@@ -620,8 +658,13 @@ done:
 static void
 task_create(cc_ttrpc_call *call, const uint8_t *req, size_t len, void *userdata)
 {
-    spawn_task(userdata, call, &containerd__task__v2__create_task_request__descriptor, req, len,
-               create_work);
+    shim *s = userdata;
+    ProtobufCMessage *m = cc_ttrpc_call_unpack(
+        call, &containerd__task__v2__create_task_request__descriptor, req, len);
+    if (!m)
+        return;
+    s->creating++;
+    shim_spawn(s, create_work, task_req_new(call, m));
 }
 
 /* --- Start -------------------------------------------------------------------------------------- */
@@ -660,20 +703,14 @@ start_done(shim *s, void *arg)
     shim_process *p = t->p;
     p->busy = false;
     if (t->r < 0) {
-        if (!is_init(p)) {
-            /* The exec never ran: it is over (no exit event: it never started). */
-            p->io = shim_io_free(p->io);
-            p->state = SHIM_PROC_STOPPED;
-            p->exit_status = SHIM_EXIT_UNKNOWN;
-            clock_gettime(CLOCK_REALTIME, &p->exited_at);
-            proc_answer_waits(p);
-        }
+        if (!is_init(p))
+            proc_stop_silently(p, SHIM_EXIT_UNKNOWN); /* never ran: no exit event */
         fail_error(t->call, t->err, t->r);
+        proc_maybe_finish(p);
         return;
     }
-    p->state = SHIM_PROC_RUNNING;
-    if (!is_init(p))
-        proc_watch(p);
+    if (p->state == SHIM_PROC_CREATED)
+        p->state = SHIM_PROC_RUNNING;
     Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
     resp.pid = (uint32_t)s->vm_pid;
     (void)cc_ttrpc_call_reply(t->call, &resp.base);
@@ -688,7 +725,9 @@ start_done(shim *s, void *arg)
         ev.exec_id = p->exec_id;
         ev.pid = (uint32_t)s->vm_pid;
         shim_events_publish(s->events, "/tasks/exec-started", &ev.base);
+        proc_watch(p);
     }
+    proc_maybe_finish(p); /* an init that exited during its Start */
 }
 
 static void
@@ -762,6 +801,13 @@ delete_check(shim *s, void *arg)
                             r->id, *r->exec_id ? "/" : "", r->exec_id);
         return;
     }
+    if (is_init(p))
+        for (shim_process *e = c->execs; e; e = e->next)
+            if (e->busy) {
+                t->r = cc_error_msg(&t->err, -EBUSY, "container %s: exec %s is starting",
+                                    r->id, e->exec_id);
+                return;
+            }
     if (!is_init(p)) {
         /* An exec: the agent forgets it with its container; nothing to ask. */
         reply_delete(s, t->call, p);
@@ -804,9 +850,12 @@ delete_done(shim *s, void *arg)
         return;
     }
     /* A process that never ran (or whose exit did not arrive yet) is over now. */
-    for (shim_process *e = c->execs; e; e = e->next)
-        if (e->state != SHIM_PROC_STOPPED)
+    for (shim_process *e = c->execs; e; e = e->next) {
+        if (e->state == SHIM_PROC_CREATED)
+            proc_stop_silently(e, 128 + SIGKILL);
+        else if (e->state != SHIM_PROC_STOPPED)
             proc_finish(e, e->agent_exited ? e->agent_status : 128 + SIGKILL);
+    }
     if (p->state != SHIM_PROC_STOPPED)
         proc_finish(p, p->agent_exited ? p->agent_status : 128 + SIGKILL);
     reply_delete(s, t->call, p);
@@ -914,10 +963,7 @@ kill_check(shim *s, void *arg)
     }
     if (!is_init(p) && p->state == SHIM_PROC_CREATED && !p->busy) {
         /* An exec never started: nothing runs in the guest. */
-        p->state = SHIM_PROC_STOPPED;
-        p->exit_status = 128 + (int)r->signal;
-        clock_gettime(CLOCK_REALTIME, &p->exited_at);
-        proc_answer_waits(p);
+        proc_stop_silently(p, 128 + (int)r->signal);
         t->r = 1;
         return;
     }
@@ -1513,7 +1559,7 @@ task_shutdown(cc_ttrpc_call *call, const uint8_t *req, size_t len, void *userdat
     if (!r)
         return;
     (void)cc_ttrpc_call_reply(call, NULL);
-    if (s->containers || s->exiting)
+    if (s->containers || s->creating > 0 || s->exiting)
         return; /* containers remain: containerd sends Shutdown after every Delete */
     cc_log(CC_LOG_INFO, "pod %s: no containers left, exiting", s->sandbox_id ? s->sandbox_id : "?");
     s->exiting = true;

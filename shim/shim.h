@@ -117,7 +117,9 @@ struct shim {
     bool health_inflight;
     bool oom_inflight;
 
-    unsigned workers; /* worker threads alive */
+    unsigned workers;  /* worker threads alive */
+    unsigned creating; /* Creates between their Task call and their answer */
+    bool sandbox_starting; /* the sandbox's Create is on its way */
     bool exiting;
 };
 
