@@ -9,11 +9,20 @@
  *   stderr, until ContainerStatus says EXITED; its exit code is ours. Finally StopPodSandbox
  *   and RemovePodSandbox and the temp dir removed, unless --keep.
  *
- * SIGINT/SIGTERM while the container runs stop it (StopContainer, 10 s grace); the pod is
- * still cleaned up. Synchronous: the only state shared with the signal handler is one flag.
+ * --pod POD (an id, unique id prefix or name) runs the container in an existing pod
+ * instead: CreateContainer wants the pod's PodSandboxConfig, rebuilt from PodSandboxStatus
+ * (metadata, labels, annotations, namespace modes; hostname and cgroup parent from
+ * containerd's verbose info) with a fresh temp dir as its log_directory (containerd joins the
+ * request's log_directory and the container's log_path). The pod is never removed: --rm
+ * (StopContainer + RemoveContainer) and --keep only concern the container.
+ *
+ * SIGINT/SIGTERM while the container runs stop it (StopContainer, 10 s grace); the pod (with
+ * --pod: the container) is still cleaned up. Synchronous: the only state shared with the
+ * signal handler is one flag.
  */
 #include "cri.h"
 #include "fs.h"
+#include "json.h"
 #include "util.h"
 
 #include <assert.h>
@@ -32,6 +41,7 @@
 #define RUN_POLL_NSEC (100 * 1000 * 1000)
 #define RUN_STOP_GRACE_SEC 10
 #define RUN_LINE_MAX (64u << 10) /* containerd splits lines at 16 KiB */
+#define RUN_INFO_MAX (1u << 20)  /* PodSandboxStatus's verbose info */
 
 /* Set by the SIGINT/SIGTERM handler only (the one mutable global: async-signal-safe). */
 static volatile sig_atomic_t run_interrupted;
@@ -44,6 +54,7 @@ on_interrupt(int signo)
 
 typedef struct run_opts {
     const char *runtime; /* "" = the runtime's default handler */
+    const char *pod;     /* --pod: an existing pod (id, id prefix, name); NULL: a new pod */
     bool keep;
     bool entrypoint; /* CMD[0] replaces the image's entrypoint */
     const char *image;
@@ -220,6 +231,41 @@ follow(cc_grpc_client *c, const char *id, const char *log_path, int *ret_code, c
     return 0;
 }
 
+/* The pod a container runs in: a new one (RunPodSandbox) or an existing one (--pod). The
+ * config is what CreateContainer gets as its sandbox_config; every pointer in it points into
+ * this struct or into status (freed by run_pod_done). */
+typedef struct run_pod {
+    char *id; /* the pod's full id, once it exists */
+    char *name;
+    char *uid;
+    Runtime__V1__PodSandboxConfig config;
+    Runtime__V1__PodSandboxMetadata meta;
+    Runtime__V1__LinuxPodSandboxConfig linux;
+    Runtime__V1__LinuxSandboxSecurityContext sec;
+    Runtime__V1__NamespaceOption ns;
+    Runtime__V1__PodSandboxStatusResponse *status; /* --pod: PodSandboxStatus's answer */
+    json_t *info;                                  /* --pod: its verbose info, or NULL */
+    Runtime__V1__PodSandboxConfig__LabelsEntry *labels;
+    Runtime__V1__PodSandboxConfig__LabelsEntry **label_ptrs;
+    Runtime__V1__PodSandboxConfig__AnnotationsEntry *annotations;
+    Runtime__V1__PodSandboxConfig__AnnotationsEntry **annotation_ptrs;
+} run_pod;
+
+static void
+run_pod_done(run_pod *p)
+{
+    free(p->id);
+    free(p->name);
+    free(p->uid);
+    cri_msg_freep(&p->status);
+    json_decref(p->info);
+    free(p->labels);
+    free(p->label_ptrs);
+    free(p->annotations);
+    free(p->annotation_ptrs);
+    *p = (run_pod){};
+}
+
 static void
 fill_namespaces(Runtime__V1__NamespaceOption *ns)
 {
@@ -230,13 +276,140 @@ fill_namespaces(Runtime__V1__NamespaceOption *ns)
     ns->pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
 }
 
-/* CreateContainer "main" in pod_id (config pod); *ret_id: owned. */
-static int
-create_container(cc_grpc_client *c, const run_opts *o, const char *pod_id,
-                 Runtime__V1__PodSandboxConfig *pod, char **ret_id, cc_error **err)
+/* The config of a new pod "cloakctl-<8 hex>" (hostname the same) logging to log_dir. */
+static void
+run_pod_new(run_pod *p, const char *log_dir)
 {
+    _cleanup_free_ char *suffix = random_hex(4);
+    p->name = cc_xasprintf("cloakctl-%s", suffix);
+    p->uid = random_hex(16);
+    p->meta = (Runtime__V1__PodSandboxMetadata)RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
+    p->meta.name = p->name;
+    p->meta.uid = p->uid;
+    p->meta.namespace_ = (char *)"default";
+    p->meta.attempt = 0;
+    p->ns = (Runtime__V1__NamespaceOption)RUNTIME__V1__NAMESPACE_OPTION__INIT;
+    fill_namespaces(&p->ns);
+    p->sec =
+        (Runtime__V1__LinuxSandboxSecurityContext)RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
+    p->sec.namespace_options = &p->ns;
+    p->linux = (Runtime__V1__LinuxPodSandboxConfig)RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
+    p->linux.security_context = &p->sec;
+    p->config = (Runtime__V1__PodSandboxConfig)RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+    p->config.metadata = &p->meta;
+    p->config.hostname = p->name;
+    p->config.log_directory = (char *)log_dir;
+    p->config.linux = &p->linux;
+}
+
+/* A string of the verbose info's JSON (containerd: {"config": <PodSandboxConfig>, ...}),
+ * or NULL. */
+static char *
+info_string(const run_pod *p, const char *path)
+{
+    const char *v = NULL;
+    if (!p->info || cc_json_get_string(p->info, path, &v, NULL) < 0)
+        return NULL;
+    return (char *)v;
+}
+
+/* Copies the status's labels and annotations (map entries: same layout, but each message
+ * must carry the config's entry descriptor to be packed). */
+static void
+copy_maps(run_pod *p)
+{
+    const Runtime__V1__PodSandboxStatus *st = p->status->status;
+    size_t n = st->n_labels;
+    p->labels = cc_xzalloc((n ? n : 1) * sizeof(*p->labels));
+    p->label_ptrs = cc_xzalloc((n ? n : 1) * sizeof(*p->label_ptrs));
+    for (size_t i = 0; i < n; i++) {
+        p->labels[i] = (Runtime__V1__PodSandboxConfig__LabelsEntry)
+            RUNTIME__V1__POD_SANDBOX_CONFIG__LABELS_ENTRY__INIT;
+        p->labels[i].key = st->labels[i]->key;
+        p->labels[i].value = st->labels[i]->value;
+        p->label_ptrs[i] = &p->labels[i];
+    }
+    p->config.labels = p->label_ptrs;
+    p->config.n_labels = n;
+
+    n = st->n_annotations;
+    p->annotations = cc_xzalloc((n ? n : 1) * sizeof(*p->annotations));
+    p->annotation_ptrs = cc_xzalloc((n ? n : 1) * sizeof(*p->annotation_ptrs));
+    for (size_t i = 0; i < n; i++) {
+        p->annotations[i] = (Runtime__V1__PodSandboxConfig__AnnotationsEntry)
+            RUNTIME__V1__POD_SANDBOX_CONFIG__ANNOTATIONS_ENTRY__INIT;
+        p->annotations[i].key = st->annotations[i]->key;
+        p->annotations[i].value = st->annotations[i]->value;
+        p->annotation_ptrs[i] = &p->annotations[i];
+    }
+    p->config.annotations = p->annotation_ptrs;
+    p->config.n_annotations = n;
+}
+
+/* The config of the existing, ready pod what (its id, a unique id prefix or its name),
+ * rebuilt from PodSandboxStatus, logging to log_dir. Errors: -ENOENT (no such pod), -EINVAL
+ * (ambiguous), -EBUSY (not ready), call errors. */
+static int
+run_pod_existing(cc_grpc_client *c, run_pod *p, const char *what, const char *log_dir,
+                 cc_error **err)
+{
+    _cleanup_free_ char *id = NULL;
+    int r = cri_resolve_pod(c, what, &id, err);
+    if (r < 0)
+        return r;
+    Runtime__V1__PodSandboxStatusRequest req = RUNTIME__V1__POD_SANDBOX_STATUS_REQUEST__INIT;
+    req.pod_sandbox_id = id;
+    req.verbose = true;
+    r = cri_call(c, "RuntimeService/PodSandboxStatus", &req.base,
+                 &runtime__v1__pod_sandbox_status_response__descriptor, CRI_TIMEOUT_DEFAULT,
+                 (ProtobufCMessage **)&p->status, err);
+    if (r < 0)
+        return r;
+    const Runtime__V1__PodSandboxStatus *st = p->status->status;
+    if (!st || !st->metadata)
+        return cc_error_msg(err, -EBADMSG, "PodSandboxStatus: no status or metadata for '%s'", id);
+    if (st->state != RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY)
+        return cc_error_msg(err, -EBUSY, "pod %s (%s) is not ready", st->id, st->metadata->name);
+    for (size_t i = 0; i < p->status->n_info; i++)
+        if (cc_streq(p->status->info[i]->key, "info")) {
+            const char *v = p->status->info[i]->value;
+            (void)cc_json_load_buffer(v, strlen(v), "info", RUN_INFO_MAX, &p->info, NULL);
+        }
+
+    p->id = cc_xstrdup(st->id);
+    p->name = cc_xstrdup(st->metadata->name);
+    p->config = (Runtime__V1__PodSandboxConfig)RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+    p->config.metadata = st->metadata; /* the same message type */
+    p->config.hostname = info_string(p, "config.hostname");
+    if (!p->config.hostname)
+        p->config.hostname = p->name;
+    p->config.log_directory = (char *)log_dir;
+    copy_maps(p);
+    p->sec =
+        (Runtime__V1__LinuxSandboxSecurityContext)RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
+    if (st->linux && st->linux->namespaces && st->linux->namespaces->options) {
+        p->sec.namespace_options = st->linux->namespaces->options;
+    } else {
+        p->ns = (Runtime__V1__NamespaceOption)RUNTIME__V1__NAMESPACE_OPTION__INIT;
+        fill_namespaces(&p->ns);
+        p->sec.namespace_options = &p->ns;
+    }
+    p->linux = (Runtime__V1__LinuxPodSandboxConfig)RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
+    p->linux.security_context = &p->sec;
+    p->linux.cgroup_parent = info_string(p, "config.linux.cgroup_parent");
+    p->config.linux = &p->linux;
+    return 0;
+}
+
+/* CreateContainer in pod p; named "main", or "main-<8 hex>" in an existing pod (names are
+ * unique in a pod). *ret_id: owned. */
+static int
+create_container(cc_grpc_client *c, const run_opts *o, run_pod *p, char **ret_id, cc_error **err)
+{
+    _cleanup_free_ char *suffix = o->pod ? random_hex(4) : NULL;
+    _cleanup_free_ char *name = suffix ? cc_xasprintf("main-%s", suffix) : cc_xstrdup("main");
     Runtime__V1__ContainerMetadata cmeta = RUNTIME__V1__CONTAINER_METADATA__INIT;
-    cmeta.name = (char *)"main";
+    cmeta.name = name;
     Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
     spec.image = (char *)o->image;
     Runtime__V1__NamespaceOption ctr_ns = RUNTIME__V1__NAMESPACE_OPTION__INIT;
@@ -262,9 +435,9 @@ create_container(cc_grpc_client *c, const run_opts *o, const char *pod_id,
     ctr.linux = &ctr_linux;
 
     Runtime__V1__CreateContainerRequest create = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
-    create.pod_sandbox_id = (char *)pod_id;
+    create.pod_sandbox_id = p->id;
     create.config = &ctr;
-    create.sandbox_config = pod;
+    create.sandbox_config = &p->config;
     _cleanup_msg_ Runtime__V1__CreateContainerResponse *create_resp = NULL;
     int r = cri_call(c, "RuntimeService/CreateContainer", &create.base,
                      &runtime__v1__create_container_response__descriptor, CRI_TIMEOUT_DEFAULT,
@@ -275,53 +448,34 @@ create_container(cc_grpc_client *c, const run_opts *o, const char *pod_id,
     return 0;
 }
 
-/* The whole run after the pull; *pod_id receives the pod as soon as it exists. */
+/* The whole run after the pull, in pod p (created here unless --pod: p->id is set as soon as
+ * the pod exists); *ret_ctr_id receives the container as soon as it exists. */
 static int
-run_in_pod(cc_grpc_client *c, const run_opts *o, const char *log_dir, char **ret_pod_id,
+run_in_pod(cc_grpc_client *c, const run_opts *o, const char *log_dir, run_pod *p, char **ret_ctr_id,
            int *ret_code, cc_error **err)
 {
-    _cleanup_free_ char *suffix = random_hex(4);
-    _cleanup_free_ char *name = cc_xasprintf("cloakctl-%s", suffix);
-    _cleanup_free_ char *uid = random_hex(16);
-
-    Runtime__V1__PodSandboxMetadata meta = RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
-    meta.name = name;
-    meta.uid = uid;
-    meta.namespace_ = (char *)"default";
-    meta.attempt = 0;
-    Runtime__V1__NamespaceOption pod_ns = RUNTIME__V1__NAMESPACE_OPTION__INIT;
-    fill_namespaces(&pod_ns);
-    Runtime__V1__LinuxSandboxSecurityContext pod_sec =
-        RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
-    pod_sec.namespace_options = &pod_ns;
-    Runtime__V1__LinuxPodSandboxConfig pod_linux = RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
-    pod_linux.security_context = &pod_sec;
-    Runtime__V1__PodSandboxConfig pod = RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
-    pod.metadata = &meta;
-    pod.hostname = name;
-    pod.log_directory = (char *)log_dir;
-    pod.linux = &pod_linux;
-
-    Runtime__V1__RunPodSandboxRequest runp = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
-    runp.config = &pod;
-    runp.runtime_handler = (char *)o->runtime;
-    _cleanup_msg_ Runtime__V1__RunPodSandboxResponse *runp_resp = NULL;
-    int r = cri_call(c, "RuntimeService/RunPodSandbox", &runp.base,
+    int r;
+    if (!o->pod) {
+        Runtime__V1__RunPodSandboxRequest runp = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+        runp.config = &p->config;
+        runp.runtime_handler = (char *)o->runtime;
+        _cleanup_msg_ Runtime__V1__RunPodSandboxResponse *runp_resp = NULL;
+        r = cri_call(c, "RuntimeService/RunPodSandbox", &runp.base,
                      &runtime__v1__run_pod_sandbox_response__descriptor, CRI_TIMEOUT_RUN_POD,
                      (ProtobufCMessage **)&runp_resp, err);
-    if (r < 0)
-        return r;
-    *ret_pod_id = cc_xstrdup(runp_resp->pod_sandbox_id);
+        if (r < 0)
+            return r;
+        p->id = cc_xstrdup(runp_resp->pod_sandbox_id);
+    }
     if (run_interrupted)
         return cc_error_msg(err, -EINTR, "interrupted");
 
-    _cleanup_free_ char *id = NULL;
-    r = create_container(c, o, *ret_pod_id, &pod, &id, err);
+    r = create_container(c, o, p, ret_ctr_id, err);
     if (r < 0)
         return r;
 
     Runtime__V1__StartContainerRequest start = RUNTIME__V1__START_CONTAINER_REQUEST__INIT;
-    start.container_id = (char *)id;
+    start.container_id = *ret_ctr_id;
     _cleanup_msg_ ProtobufCMessage *start_resp = NULL;
     r = cri_call(c, "RuntimeService/StartContainer", &start.base,
                  &runtime__v1__start_container_response__descriptor, CRI_TIMEOUT_RUN_POD,
@@ -330,10 +484,10 @@ run_in_pod(cc_grpc_client *c, const run_opts *o, const char *log_dir, char **ret
         return r;
 
     _cleanup_free_ char *log_path = cc_xasprintf("%s/%s", log_dir, RUN_LOG_NAME);
-    r = follow(c, id, log_path, ret_code, err);
+    r = follow(c, *ret_ctr_id, log_path, ret_code, err);
     if (r >= 0 && o->keep)
-        fprintf(stderr, "cloakctl run: kept pod %s (%s), container %s, logs in %s\n", *ret_pod_id,
-                name, id, log_dir);
+        fprintf(stderr, "cloakctl run: kept %spod %s (%s), container %s, logs in %s\n",
+                o->pod ? "" : "new ", p->id, p->name, *ret_ctr_id, log_dir);
     return r;
 }
 
@@ -357,13 +511,19 @@ static int
 parse_run_args(int argc, char **argv, run_opts *o)
 {
     static const struct option opts[] = {
-        {"runtime", required_argument, NULL, 'r'}, {"rm", no_argument, NULL, 'R'},
-        {"keep", no_argument, NULL, 'k'},          {"entrypoint", no_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},          {},
+        {"runtime", required_argument, NULL, 'r'},
+        {"pod", required_argument, NULL, 'p'},
+        {"rm", no_argument, NULL, 'R'},
+        {"keep", no_argument, NULL, 'k'},
+        {"entrypoint", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {},
     };
     static const char usage[] =
-        "usage: cloakctl [--address SOCK] run [--runtime HANDLER] [--rm|--keep] [--entrypoint]\n"
-        "                IMAGE [CMD...]\n";
+        "usage: cloakctl [--address SOCK] run [--runtime HANDLER|--pod POD] [--rm|--keep]\n"
+        "                [--entrypoint] IMAGE [CMD...]\n"
+        "  --pod POD  run in the existing pod POD (id, unique id prefix or name), which stays;\n"
+        "             --rm (the default) and --keep then concern the container only\n";
     int opt;
     optind = 1;
     /* "+": options end at IMAGE; CMD has options of its own. */
@@ -371,6 +531,9 @@ parse_run_args(int argc, char **argv, run_opts *o)
         switch (opt) {
         case 'r':
             o->runtime = optarg;
+            break;
+        case 'p':
+            o->pod = optarg;
             break;
         case 'R':
             o->keep = false;
@@ -390,6 +553,12 @@ parse_run_args(int argc, char **argv, run_opts *o)
     }
     if (optind >= argc) {
         fputs(usage, stderr);
+        return -2;
+    }
+    if (o->pod && (!*o->pod || *o->runtime)) {
+        fprintf(stderr, "cloakctl run: %s\n",
+                *o->pod ? "--runtime and --pod: the pod's runtime handler applies"
+                        : "--pod needs a pod id");
         return -2;
     }
     if (o->entrypoint && optind + 1 >= argc) {
@@ -430,21 +599,32 @@ cloakctl_run(int argc, char **argv)
         return 1;
     }
 
-    _cleanup_free_ char *pod_id = NULL;
+    _cleanup_(run_pod_done) run_pod pod = {};
+    _cleanup_free_ char *ctr_id = NULL;
     int code = 0;
     int ret = 0;
-    if (run_in_pod(c, &o, log_dir, &pod_id, &code, &e) < 0) {
+    if (o.pod)
+        r = run_pod_existing(c, &pod, o.pod, log_dir, &e);
+    else
+        run_pod_new(&pod, log_dir);
+    if (r >= 0)
+        r = run_in_pod(c, &o, log_dir, &pod, &ctr_id, &code, &e);
+    if (r < 0) {
         fprintf(stderr, "cloakctl run: %s\n", cc_error_message(e));
         ret = 1;
     } else {
         ret = code >= 0 && code <= 255 ? code : 1;
     }
-    if (o.keep && ret == 1 && !pod_id)
+    if (o.keep && ret == 1 && !(o.pod ? ctr_id : pod.id))
         o.keep = false; /* nothing to keep but the empty log dir */
     if (!o.keep) {
+        /* Our own pod goes with its container; in someone's pod only our container goes. */
         _cleanup_error_ cc_error *e2 = NULL;
-        if (pod_id && cri_pod_remove(c, pod_id, &e2) < 0) {
-            fprintf(stderr, "cloakctl run: pod %s: %s\n", pod_id, cc_error_message(e2));
+        const char *what = o.pod ? "container" : "pod";
+        const char *id = o.pod ? ctr_id : pod.id;
+        if (id && (o.pod ? cri_container_remove(c, id, RUN_STOP_GRACE_SEC, &e2)
+                         : cri_pod_remove(c, id, &e2)) < 0) {
+            fprintf(stderr, "cloakctl run: %s %s: %s\n", what, id, cc_error_message(e2));
             ret = ret ? ret : 1;
         }
         remove_log_dir(log_dir);

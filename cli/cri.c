@@ -187,6 +187,20 @@ resolve_id(cc_grpc_client *c, const char *what, bool pods, char **ret_id, cri_ki
     return 0;
 }
 
+int
+cri_resolve_pod(cc_grpc_client *c, const char *what, char **ret_id, cc_error **err)
+{
+    _cleanup_free_ char *id = NULL;
+    cri_kind kind;
+    int r = resolve_id(c, what, true, &id, &kind, err);
+    if (r < 0)
+        return r;
+    if (kind != CRI_KIND_POD)
+        return cc_error_msg(err, -ENOENT, "'%s' is a container, not a pod", what);
+    *ret_id = TAKE_PTR(id);
+    return 0;
+}
+
 /* --- pull ----------------------------------------------------------------------------------- */
 
 int

@@ -51,6 +51,11 @@ cri_msg_freep(void *p)
 int cri_pod_remove(cc_grpc_client *c, const char *id, cc_error **err);
 int cri_container_remove(cc_grpc_client *c, const char *id, int64_t timeout_sec, cc_error **err);
 
+/* Resolves a pod's full id, a unique id prefix or its exact name (as rm does) into the full id;
+ * *ret_id owned. Errors: -ENOENT (no such pod, or a container), -EINVAL (ambiguous), call
+ * errors. */
+int cri_resolve_pod(cc_grpc_client *c, const char *what, char **ret_id, cc_error **err);
+
 /* Subcommands (cli/cloakctl.h conventions: argv[0] is the command name, exit code back). */
 int cloakctl_pull(int argc, char **argv);
 int cloakctl_run(int argc, char **argv);

@@ -19,7 +19,7 @@ static const struct {
     {"check", cloakctl_check, "which profiles this host can run, and why not"},
     {"vm-config", cloakctl_vm_config, "print the QEMU argv or libvirt XML a config launches"},
     {"pull", cloakctl_pull, "pull an image through the CRI runtime (containerd)"},
-    {"run", cloakctl_run, "run IMAGE [CMD...] in a pod of its own; its output and exit code"},
+    {"run", cloakctl_run, "run IMAGE [CMD...] in a new pod (or --pod POD); its output and exit code"},
     {"exec", cloakctl_exec, "run CMD in a running container"},
     {"ps", cloakctl_ps, "list the CRI runtime's containers (-a: exited ones too)"},
     {"rm", cloakctl_rm, "stop and remove pods and containers (unique id prefixes)"},

@@ -183,7 +183,7 @@ agent_connect_on_loop(shim *s, void *arg)
         j->r = cc_error_msg(&j->err, -ESRCH, "the VM is gone");
         return;
     }
-    int fd;
+    int fd = -EBADF;
     j->r = connect_address(vmm_instance_agent_address(s->inst), &fd, &j->err);
     if (j->r < 0)
         return;

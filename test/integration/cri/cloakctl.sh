@@ -6,7 +6,8 @@
 # starts a local registry (../pull/registry.sh) holding the sandbox image and a test image
 # (make-images.py: /bin/prog = ctr-prog, /etc/hello), then checks pull, run (output on the
 # right streams, exit codes, --entrypoint, SIGTERM, a missing image), ps, exec (id prefix),
-# rm (container prefix, pod name) and that nothing is left in containerd. Everything lives
+# run --pod (a second container in a running pod), rm (container prefix, pod name) and that
+# nothing is left in containerd. Everything lives
 # in a temp dir; only processes started here are stopped (by pid, see containerd.sh).
 set -euo pipefail
 cloakctl=${1:?cloakctl}
@@ -101,6 +102,32 @@ rc=0; C exec --timeout 5 "$cid" /bin/prog cat /nope 2>"$T/err" || rc=$?
 rc=0; C exec nosuchid /bin/prog exit 0 2>"$T/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "no container 'nosuchid'" "$T/err" || fail "exec nosuchid: $rc"
 log "ok: ps, exec (output, exit codes, prefix, unknown id)"
+
+# --- --pod: a second container in the same pod (the first one keeps running) ---------------
+out=$(C run --pod "$pod" "$image" cat /etc/hello) || fail "run --pod $pod: exit $?"
+[ "$out" = "hello from the image" ] || fail "run --pod: '$out'"
+rc=0; C run --pod "$pod" --runtime runc "$image" exit 0 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "run --pod with --runtime: exit $rc, want 2 (usage)"
+"$cloakctl" --address "$sock" run --pod "$pod" --keep "$image" sleep >/dev/null 2>&1 &
+bg_pids+=($!); pod_pid=$!
+two=""
+for _ in $(seq 1 100); do
+    two=$(C ps | awk -v p="$pod" 'NR > 1 && $2 == p && $4 == "running" { print $1 }' | sort)
+    [ "$(wc -l <<<"$two")" -eq 2 ] && break
+    sleep 0.2
+done
+[ "$(wc -l <<<"$two")" -eq 2 ] || fail "run --pod --keep: ps shows not 2 running in $pod: $(C ps -a)"
+[ "$(C ps -a | awk 'NR > 1' | wc -l)" -eq 2 ] || fail "run --pod left a container: $(C ps -a)"
+cid2=$(grep -v "^$cid\$" <<<"$two")
+out=$(C exec "$cid2" /bin/prog cat /etc/hello) || fail "exec in the --pod container: exit $?"
+[ "$out" = "hello from the image" ] || fail "exec in the --pod container: '$out'"
+C rm "$cid2" >/dev/null || fail "rm the --pod container $cid2"
+rc=0; wait "$pod_pid" || rc=$?
+bg_pids=("$keep_pid")
+[ "$rc" -ne 0 ] || fail "run --pod --keep exited 0 after its container was removed"
+[ "$(C ps | awk 'NR > 1 { print $1 }')" = "${cid:0:12}" ] ||
+    fail "after --pod: want only $cid running: $(C ps -a)"
+log "ok: run --pod $pod: a second container in the pod (--rm, --keep, exec), the first untouched"
 
 out=$(C rm "${cid:0:12}") || fail "rm container: exit $?"
 [[ $cid == "${out:0:12}" ]] || fail "rm printed '$out'"

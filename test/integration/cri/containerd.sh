@@ -14,6 +14,12 @@
 #       CRI_SNAPSHOTTER=NAME CRI_SNAPSHOTTER_ADDRESS=SOCK (both optional): CRI uses the proxy
 #       snapshotter NAME on SOCK ([proxy_plugins.NAME]) with disable_snapshot_annotations =
 #       false, as packaging/containerd/cloak-snapshotter.toml does (test/integration/guestpull).
+#       CRI_CLOAK_CONFIG=FILE (optional): also the runtime handler `cloak` as that drop-in
+#       documents (runtime_type io.containerd.cloak.v2; options ConfigPath = FILE, the shim's
+#       VM config); runc stays the default handler (test/integration/shim).
+#       CRI_PATH_PREPEND=DIR[:DIR...] (optional): put first on containerd's PATH (containerd
+#       finds containerd-shim-cloak-v2 and mount.fuse3's nydus-overlayfs on its PATH, and its
+#       shims inherit it).
 #   containerd.sh stop DIR
 #       SIGTERM to the pid in DIR/containerd.pid (only that one) and to the shims it started
 #       (found by their -address DIR/containerd.sock argument), unmounts what is left
@@ -26,6 +32,8 @@ CRI_BRIDGE=${CRI_BRIDGE:-cloakcri0}
 CRI_SUBNET=${CRI_SUBNET:-10.88.77.0/24}
 CRI_SNAPSHOTTER=${CRI_SNAPSHOTTER:-overlayfs}
 CRI_SNAPSHOTTER_ADDRESS=${CRI_SNAPSHOTTER_ADDRESS:-}
+CRI_CLOAK_CONFIG=${CRI_CLOAK_CONFIG:-}
+CRI_PATH_PREPEND=${CRI_PATH_PREPEND:-}
 cmd=${1:?start|stop}
 dir=${2:?dir}
 registry=${3:-}
@@ -34,12 +42,19 @@ log() { printf '[containerd] %s\n' "$*" >&2; }
 
 write_config() {
     mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/cni/net.d" "$dir/cni/ipam"
-    local sandbox_image="registry.invalid/pause:none" mirror="" proxy="" annotations=""
+    local sandbox_image="registry.invalid/pause:none" mirror="" proxy="" annotations="" cloak=""
     if [ -n "$CRI_SNAPSHOTTER_ADDRESS" ]; then
         proxy="[proxy_plugins.\"$CRI_SNAPSHOTTER\"]
   type = \"snapshot\"
   address = \"$CRI_SNAPSHOTTER_ADDRESS\""
         annotations="disable_snapshot_annotations = false"
+    fi
+    if [ -n "$CRI_CLOAK_CONFIG" ]; then
+        [ -f "$CRI_CLOAK_CONFIG" ] || { log "CRI_CLOAK_CONFIG: no file $CRI_CLOAK_CONFIG"; exit 1; }
+        cloak="[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.cloak]
+      runtime_type = \"io.containerd.cloak.v2\"
+    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.cloak.options]
+      ConfigPath = \"$CRI_CLOAK_CONFIG\""
     fi
     if [ -n "$registry" ]; then
         sandbox_image="$registry/cloak/pause:1"
@@ -80,6 +95,7 @@ $proxy
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+    $cloak
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni/net.d"
@@ -118,7 +134,9 @@ start() {
         exit 1
     fi
     write_config
-    "$CONTAINERD_BIN" --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 </dev/null &
+    local path=$PATH
+    [ -n "$CRI_PATH_PREPEND" ] && path=$CRI_PATH_PREPEND:$PATH
+    PATH=$path "$CONTAINERD_BIN" --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/containerd.pid"
     for _ in $(seq 1 200); do
