@@ -10,7 +10,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "containerd/task/v2/shim.pb-c.h"
+#include "digest.h"
 #include "fs.h"
 #include "json.h"
 #include "util.h"
@@ -235,12 +235,10 @@ static void
 sha256_join_hex(const char *a, const char *b, const char *c, char hex[static 65])
 {
     _cleanup_free_ char *joined = path_join3(a, b, c);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
+    uint8_t md[CC_SHA256_SIZE];
 
-    if (EVP_Digest(joined, strlen(joined), md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
-        abort(); /* SHA-256 of a memory buffer cannot fail except on OOM */
-    for (unsigned k = 0; k < md_len; k++)
+    cc_sha256(joined, strlen(joined), md);
+    for (size_t k = 0; k < sizeof(md); k++)
         snprintf(hex + 2 * k, 3, "%02x", md[k]);
 }
 

@@ -4,29 +4,36 @@
  * exact bytes are hashed with the algorithm it names; the digest is bound to the TEE through
  * SNP HOST_DATA (32 bytes) or TDX MRCONFIGID (48 bytes), truncated or zero-padded.
  */
+#include "digest.h"
 #include "toml.h"
 #include "util.h"
 #include "vmm.h"
 
-#include <openssl/evp.h>
+#include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define INITDATA_VERSION "0.1.0"
 #define SNP_HOST_DATA_SIZE 32
 #define TDX_MRCONFIGID_SIZE 48
 
-static const EVP_MD *
-digest_md(vmm_digest d)
+/* The digest of len bytes at buf with alg (one of VMM_DIGEST_*), into ret. */
+static void
+digest_compute(vmm_digest alg, const void *buf, size_t len, uint8_t ret[CC_DIGEST_MAX_SIZE])
 {
-    switch (d) {
+    switch (alg) {
     case VMM_DIGEST_SHA256:
-        return EVP_sha256();
+        cc_sha256(buf, len, ret);
+        break;
     case VMM_DIGEST_SHA384:
-        return EVP_sha384();
+        cc_sha384(buf, len, ret);
+        break;
     case VMM_DIGEST_SHA512:
-        return EVP_sha512();
+        cc_sha512(buf, len, ret);
+        break;
     default:
-        return NULL;
+        assert(!"unknown vmm_digest");
+        abort();
     }
 }
 
@@ -94,16 +101,13 @@ vmm_initdata_digest(const char *buf, size_t len, vmm_digest *ret_alg, uint8_t re
                     cc_error **err)
 {
     vmm_digest alg = VMM_DIGEST_SHA256;
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
+    uint8_t md[CC_DIGEST_MAX_SIZE];
 
     int r = initdata_parse(buf, len, &alg, err);
     if (r < 0)
         return cc_error_prefix(err, r, "initdata");
-    if (EVP_Digest(buf, len, md, &md_len, digest_md(alg), NULL) != 1 ||
-        md_len != vmm_digest_size(alg))
-        return cc_error_msg(err, -EIO, "initdata: %s digest failed", vmm_digest_to_string(alg));
-    memcpy(ret_digest, md, md_len);
+    digest_compute(alg, buf, len, md);
+    memcpy(ret_digest, md, vmm_digest_size(alg));
     *ret_alg = alg;
     return 0;
 }
@@ -113,11 +117,10 @@ static char *
 fit_base64(const uint8_t *digest, size_t len, size_t size)
 {
     uint8_t field[TDX_MRCONFIGID_SIZE] = {0};
-    char out[(TDX_MRCONFIGID_SIZE + 2) / 3 * 4 + 1];
 
+    assert(size <= sizeof(field));
     memcpy(field, digest, len < size ? len : size);
-    int n = EVP_EncodeBlock((unsigned char *)out, field, (int)size);
-    return cc_xstrndup(out, (size_t)n);
+    return cc_base64_encode(field, size);
 }
 
 char *

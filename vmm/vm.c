@@ -13,16 +13,14 @@
  * followed by the config's kernel_params (which may add cloak.log=debug|info|warning|error,
  * the agent's log level; guest/cmdline.c parses all cloak.* keys).
  */
+#include "digest.h"
 #include "util.h"
 #include "vmm.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-CC_DEFINE_CLEANUP(EVP_MD_CTX, EVP_MD_CTX_free)
 
 #define VMM_STATE_DIR_MAX 96 /* leaves room for "/agent.sock" in a 108-byte sun_path */
 
@@ -114,24 +112,22 @@ uuid_is_valid(const char *u)
     return true;
 }
 
-static int
-uuid_from_name(const char *name, char **ret, cc_error **err)
+/* RFC 4122 §4.3: SHA-1 of namespace || name, with the version and variant bits set. */
+static char *
+uuid_from_name(const char *name)
 {
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
-    _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t md[CC_SHA1_SIZE];
+    cc_sha1_ctx ctx;
 
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, cloak_uuid_namespace, sizeof(cloak_uuid_namespace)) != 1 ||
-        EVP_DigestUpdate(ctx, name, strlen(name)) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &md_len) != 1 || md_len < 16)
-        return cc_error_msg(err, -EIO, "derive uuid: SHA-1 failed");
+    cc_sha1_init(&ctx);
+    cc_sha1_update(&ctx, cloak_uuid_namespace, sizeof(cloak_uuid_namespace));
+    cc_sha1_update(&ctx, name, strlen(name));
+    cc_sha1_final(&ctx, md);
     md[6] = (md[6] & 0x0f) | 0x50; /* version 5 */
     md[8] = (md[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-    *ret = cc_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    return cc_xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
                         md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9],
                         md[10], md[11], md[12], md[13], md[14], md[15]);
-    return 0;
 }
 
 static int
@@ -197,9 +193,7 @@ vm_fill(vmm_vm *vm, const vmm_config *c, const vmm_vm_params *p, cc_error **err)
             return cc_error_msg(err, -EINVAL, "uuid '%s': not an RFC 4122 UUID", p->uuid);
         vm->uuid = cc_xstrdup(p->uuid);
     } else {
-        r = uuid_from_name(p->id, &vm->uuid, err);
-        if (r < 0)
-            return r;
+        vm->uuid = uuid_from_name(p->id);
     }
     r = fill_pod_net(vm, p, err);
     if (r < 0)

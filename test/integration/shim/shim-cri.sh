@@ -369,6 +369,27 @@ else
     bad "run 5: no pod id for pod '$pod5' / container '$cid5'"
 fi
 
+# --- 5. the pod's QEMU dies under a running container: exit 255, then rm ---------------------
+log "run 6: --keep sleep, then SIGKILL of its QEMU"
+"$cloakctl" --address "$sock" run --runtime cloak --keep "$image" sleep >"$T/out6" 2>"$T/err6" &
+bg_pids+=($!); run6=$!
+cid6=$(wait_running "" 1 600) || bad "run 6: no running container after 600 s: $(cat "$T/err6")"
+pod6=$(C ps | awk -v c="$cid6" 'NR > 1 && $1 == c { print $2 }')
+pod6_id=$(pod_id_of "$pod6")
+if [ -n "$cid6" ] && [ -n "$pod6_id" ] && [ -n "$(pod_qemus "$pod6_id")" ]; then
+    qemu6=$(pod_qemus "$pod6_id")
+    log "SIGKILL to QEMU $qemu6 (pod $pod6_id)"
+    kill -9 $qemu6
+    rc=0; timeout 120 tail --pid="$run6" -f /dev/null; wait "$run6" || rc=$?
+    bg_pids=()
+    check "the VM's death ends the container with status 255 (cloakctl run: $rc)" [ "$rc" -eq 255 ]
+    out=$(C rm "$pod6" 2>&1)
+    check "rm pod $pod6 after its VM died ($out)" [ "$out" = "$pod6_id" ]
+    check_nothing_left "$pod6_id" "QEMU SIGKILL + rm"
+else
+    bad "run 6: no pod id or QEMU for pod '$pod6' / container '$cid6'"
+fi
+
 # --- the end: nothing of ours anywhere ---------------------------------------------------------
 mapfile -t pods < <(all_pod_ids)
 leftover=()
