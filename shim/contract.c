@@ -273,6 +273,23 @@ shim_state_dir(const char *containerd_address, const char *ns, const char *sandb
     return cc_xasprintf(SHIM_STATE_ROOT "/%.32s", hex);
 }
 
+int
+shim_state_dir_remove(const char *state_dir, cc_error **err)
+{
+    _cleanup_close_ int root_fd = open(SHIM_STATE_ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return errno == ENOENT ? 0 : cc_error_set(err, -errno, "open '%s'", SHIM_STATE_ROOT);
+    _cleanup_error_ cc_error *e = NULL;
+    int r = cc_rm_rf_at(root_fd, strrchr(state_dir, '/') + 1, &e);
+    if (r >= 0 || r == -ENOENT)
+        return 0;
+    if (err) {
+        cc_error_free(*err);
+        *err = TAKE_PTR(e);
+    }
+    return cc_error_prefix(err, r, "remove '%s'", state_dir);
+}
+
 /* ---- shared by start and delete --------------------------------------------------------- */
 
 /* -bundle, or the cwd (containerd runs both subcommands in the bundle). */
@@ -704,7 +721,6 @@ cleanup_pod(const shim_args *a, const char *sandbox_id, cc_error **err)
 {
     _cleanup_free_ char *state_dir = shim_state_dir(a->address, a->namespace_, sandbox_id);
     _cleanup_free_ char *address = shim_socket_address(a->address, a->namespace_, sandbox_id);
-    _cleanup_close_ int root_fd = -EBADF;
     struct sockaddr_un sa;
     int r;
 
@@ -714,14 +730,9 @@ cleanup_pod(const shim_args *a, const char *sandbox_id, cc_error **err)
     r = vmm_cleanup(state_dir, err);
     if (r < 0)
         return r;
-    root_fd = open(SHIM_STATE_ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0 && errno != ENOENT)
-        return cc_error_set(err, -errno, "open '%s'", SHIM_STATE_ROOT);
-    if (root_fd >= 0) {
-        r = cc_rm_rf_at(root_fd, strrchr(state_dir, '/') + 1, err);
-        if (r < 0)
-            return cc_error_prefix(err, r, "remove '%s'", state_dir);
-    }
+    r = shim_state_dir_remove(state_dir, err);
+    if (r < 0)
+        return r;
     r = socket_path_of(address, &sa, err);
     if (r < 0)
         return r;

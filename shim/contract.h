@@ -49,6 +49,10 @@ const char *shim_group_id(const json_t *config, const char *id);
 /* SHIM_STATE_ROOT "/<first 32 hex of sha256(address/ns/sandbox id)>" */
 char *shim_state_dir(const char *containerd_address, const char *ns, const char *sandbox_id);
 
+/* Removes a state dir made by shim_state_dir() (it must be one), whole; a missing one is
+ * success. */
+int shim_state_dir_remove(const char *state_dir, cc_error **err);
+
 /*
  * `start` (§2.2, §2.3): reads runtime options from stdin to EOF (kept in
  * <bundle>/cloak-options: the daemon reads the ConfigPath from Create's options anyway),

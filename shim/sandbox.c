@@ -31,14 +31,6 @@
 #define HEALTH_TRY_TIMEOUT (3 * SHIM_USEC_PER_SEC)
 #define OOM_RETRY_USEC (1 * SHIM_USEC_PER_SEC)
 
-static double
-now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --- configuration --------------------------------------------------------------------------- */
 
 static int
@@ -201,7 +193,7 @@ static int
 wait_agent_ready(shim *s, double deadline, cc_error **err)
 {
     _cleanup_free_ char *last = cc_xstrdup("nothing tried");
-    while (now_sec() < deadline) {
+    while (shim_now_sec() < deadline) {
         connect_job j = {0};
         if (shim_on_loop(s, agent_connect_on_loop, &j) < 0)
             return cc_error_msg(err, -ESHUTDOWN, "shim shutting down");
@@ -290,10 +282,10 @@ vm_start_on_loop(shim *s, void *arg)
     }
 }
 
-static void
-stop_on_loop(shim *s, void *arg)
+void
+shim_sandbox_stop_job(shim *s, void *why)
 {
-    shim_sandbox_stop(s, arg);
+    shim_sandbox_stop(s, why);
 }
 
 int
@@ -321,7 +313,7 @@ sandbox_enter(shim *s, double t_vm, const json_t *config_json, const shim_contai
     int r = wait_agent_ready(s, t_vm + s->config->boot_timeout_sec, err);
     if (r < 0)
         return r;
-    double t_ready = now_sec();
+    double t_ready = shim_now_sec();
     cc_log(CC_LOG_INFO, "pod %s: agent ready %.2f s after the VM started", s->sandbox_id,
            t_ready - t_vm);
 
@@ -334,7 +326,7 @@ sandbox_enter(shim *s, double t_vm, const json_t *config_json, const shim_contai
     if (r < 0)
         return r;
     cc_log(CC_LOG_INFO, "pod %s: sandbox created in the guest in %.2f s", s->sandbox_id,
-           now_sec() - t_ready);
+           shim_now_sec() - t_ready);
     return 0; /* agent_ready is set on the loop, by the sandbox's create_done */
 }
 
@@ -342,7 +334,7 @@ int
 shim_sandbox_start(shim *s, const char *config_path, const json_t *config_json,
                    const shim_container_spec *spec, cc_error **err)
 {
-    double t0 = now_sec();
+    double t0 = shim_now_sec();
     _cleanup_(vmm_config_freep) vmm_config *c = NULL;
     int r = load_config(s, config_path, config_json, &c, err);
     if (r < 0)
@@ -369,14 +361,14 @@ shim_sandbox_start(shim *s, const char *config_path, const json_t *config_json,
         return cc_error_msg(err, -ESHUTDOWN, "shim shutting down");
     if (sj.r < 0)
         return shim_error_move(err, sj.err, sj.r);
-    double t_vm = now_sec();
+    double t_vm = shim_now_sec();
     cc_log(CC_LOG_INFO, "pod %s: VM started (pid %d, %s, %u vCPUs, %u MiB) in %.2f s",
            s->sandbox_id, s->vm_pid, vmm_backend_to_string(vmm_instance_backend(s->inst)),
            s->vm->vcpus, s->vm->memory_mib, t_vm - t0);
 
     r = sandbox_enter(s, t_vm, config_json, spec, err);
     if (r < 0)
-        (void)shim_on_loop(s, stop_on_loop, (void *)"the sandbox's Create failed");
+        (void)shim_on_loop(s, shim_sandbox_stop_job, (void *)"the sandbox's Create failed");
     return r;
 }
 
@@ -402,11 +394,7 @@ shim_sandbox_cleanup(shim *s)
         s->inst = vmm_instance_free(s->inst);
     if (s->state_dir && !s->inst) {
         _cleanup_error_ cc_error *e = NULL;
-        _cleanup_close_ int dfd = open(SHIM_STATE_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        const char *name = strrchr(s->state_dir, '/') + 1;
-        if (dfd < 0 && errno != ENOENT)
-            cc_log_errno(CC_LOG_WARNING, -errno, "open %s", SHIM_STATE_ROOT);
-        else if (dfd >= 0 && cc_rm_rf_at(dfd, name, &e) < 0 && e->code != -ENOENT)
+        if (shim_state_dir_remove(s->state_dir, &e) < 0)
             cc_log_error(CC_LOG_WARNING, e, "remove %s", s->state_dir);
     }
 }

@@ -35,14 +35,6 @@
 #define VM_GONE_WAIT_USEC (15 * SHIM_USEC_PER_SEC)
 #define SHUTDOWN_FLUSH_USEC (2 * SHIM_USEC_PER_SEC)
 
-static double
-now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --- lookups ---------------------------------------------------------------------------------- */
 
 static shim_container *
@@ -69,6 +61,26 @@ process_find(shim *s, const char *id, const char *exec_id, shim_container **ret_
         if (cc_streq(p->exec_id, exec_id))
             return p;
     return NULL;
+}
+
+/* process_find(), or the call failed with NOT_FOUND and NULL (loop handlers). */
+static shim_process *
+process_find_or_fail(shim *s, cc_ttrpc_call *call, const char *id, const char *exec_id,
+                     shim_container **ret_c)
+{
+    shim_process *p = process_find(s, id, exec_id, ret_c);
+    if (!p)
+        (void)cc_ttrpc_call_fail(call, CC_TTRPC_NOT_FOUND, "process %s/%s: not found", id,
+                                 exec_id);
+    return p;
+}
+
+/* SIGKILL and SIGTERM of a process already gone succeed (Kata: repeated stops stay
+ * idempotent; containerd's teardown sends them more than once). */
+static bool
+is_stop_signal(uint32_t signo)
+{
+    return signo == SIGKILL || signo == SIGTERM;
 }
 
 /* The exec id the agent knows the process by: the container id for the init. */
@@ -108,23 +120,6 @@ timestamp_of(const struct timespec *ts)
     t.seconds = ts->tv_sec;
     t.nanos = (int32_t)ts->tv_nsec;
     return t;
-}
-
-/* Ids containerd hands us are its own, but they end up in paths and in the guest. */
-static int
-validate_id(const char *id, const char *field, cc_error **err)
-{
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > ID_MAX)
-        return cc_error_msg(err, -EINVAL, "%s: must be 1 to %d characters", field, ID_MAX);
-    for (size_t i = 0; i < n; i++) {
-        char ch = id[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  (i > 0 && (ch == '-' || ch == '_' || ch == '.'));
-        if (!ok)
-            return cc_error_msg(err, -EINVAL, "%s '%s': invalid character at %zu", field, id, i);
-    }
-    return 0;
 }
 
 /* The project's errno table, plus what containerd needs that no errno says: -EBUSY is
@@ -592,12 +587,10 @@ create_work(shim *s, void *arg)
 {
     task_req *t = arg;
     Containerd__Task__V2__CreateTaskRequest *r = (void *)t->msg;
-    create_data d = {.t0 = now_sec()};
+    create_data d = {.t0 = shim_now_sec()};
     t->data = &d;
 
     _cleanup_free_ char *config_file = cc_xasprintf("%s/config.json", r->bundle);
-    if ((t->r = validate_id(r->id, "id", &t->err)) < 0)
-        goto done;
     if (r->checkpoint && *r->checkpoint) {
         t->r = cc_error_msg(&t->err, -EOPNOTSUPP, "checkpoint: restoring is not supported");
         goto done;
@@ -628,7 +621,7 @@ create_work(shim *s, void *arg)
     if (t->r < 0)
         goto done;
 
-    double t_pull = now_sec();
+    double t_pull = shim_now_sec();
     Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
     req.container_id = r->id;
     req.exec_id = r->id;
@@ -645,8 +638,8 @@ create_work(shim *s, void *arg)
         goto done;
     }
     cc_log(CC_LOG_INFO, "container %s: created in the guest in %.2f s (image %s%s); Create took %.2f s",
-           r->id, now_sec() - t_pull, d.spec->image_ref ? d.spec->image_ref : "?",
-           d.spec->is_sandbox ? ", baked pause" : ", pulled in the guest", now_sec() - d.t0);
+           r->id, shim_now_sec() - t_pull, d.spec->image_ref ? d.spec->image_ref : "?",
+           d.spec->is_sandbox ? ", baked pause" : ", pulled in the guest", shim_now_sec() - d.t0);
 done:
     if (shim_on_loop(s, create_done, t) < 0)
         cc_log(CC_LOG_DEBUG, "create %s: the loop is gone", r->id);
@@ -735,7 +728,7 @@ start_work(shim *s, void *arg)
 {
     task_req *t = arg;
     Containerd__Task__V2__StartRequest *r = (void *)t->msg;
-    double t0 = now_sec();
+    double t0 = shim_now_sec();
     if (shim_on_loop(s, start_check, t) < 0) {
         task_req_free(t);
         return;
@@ -760,7 +753,7 @@ start_work(shim *s, void *arg)
     }
     if (t->r >= 0)
         cc_log(CC_LOG_INFO, "container %s%s%s: started in %.2f s", r->id, *r->exec_id ? " exec " : "",
-               r->exec_id, now_sec() - t0);
+               r->exec_id, shim_now_sec() - t0);
     (void)shim_on_loop(s, start_done, t);
     task_req_free(t);
 }
@@ -830,12 +823,6 @@ static void
 vm_gone_check(shim *s, void *arg)
 {
     *(bool *)arg = !s->inst || s->vm_gone;
-}
-
-static void
-stop_vm_on_loop(shim *s, void *arg)
-{
-    shim_sandbox_stop(s, arg);
 }
 
 static void
@@ -914,10 +901,10 @@ delete_work(shim *s, void *arg)
     }
     if (sandbox) {
         /* Whatever the agent said, the pod is gone: stop the VM and wait for it. */
-        (void)shim_on_loop(s, stop_vm_on_loop, (void *)"pod deleted");
-        double deadline = now_sec() + (double)VM_GONE_WAIT_USEC / 1e6;
+        (void)shim_on_loop(s, shim_sandbox_stop_job, (void *)"pod deleted");
+        double deadline = shim_now_sec() + (double)VM_GONE_WAIT_USEC / 1e6;
         bool gone = false;
-        while (!gone && now_sec() < deadline) {
+        while (!gone && shim_now_sec() < deadline) {
             if (shim_on_loop(s, vm_gone_check, &gone) < 0)
                 break;
             if (!gone)
@@ -955,8 +942,8 @@ kill_check(shim *s, void *arg)
         return;
     }
     if (p->state == SHIM_PROC_STOPPED || (p->agent_exited && is_init(p))) {
-        if (r->signal == SIGKILL || r->signal == SIGTERM)
-            t->r = 1; /* Kata: repeated stops stay idempotent */
+        if (is_stop_signal(r->signal))
+            t->r = 1;
         else
             t->r = cc_error_msg(&t->err, -ENOENT, "process already finished");
         return;
@@ -1002,7 +989,7 @@ kill_work(shim *s, void *arg)
         int code = CC_TTRPC_OK;
         t->r = shim_agent_call(s, SHIM_AGENT_SERVICE, "SignalProcess", &req.base, NULL,
                                SHIM_AGENT_CALL_TIMEOUT, NULL, &code, &t->err);
-        if (t->r < 0 && code == CC_TTRPC_UNAVAILABLE && (r->signal == SIGKILL || r->signal == SIGTERM)) {
+        if (t->r < 0 && code == CC_TTRPC_UNAVAILABLE && is_stop_signal(r->signal)) {
             t->err = cc_error_free(t->err);
             t->r = 0;
         }
@@ -1034,9 +1021,11 @@ task_exec(cc_ttrpc_call *call, const uint8_t *req, size_t len, void *userdata)
         (void)cc_ttrpc_call_fail(call, CC_TTRPC_NOT_FOUND, "container %s: not found", r->id);
         return;
     }
-    if (validate_id(r->exec_id, "exec_id", &e) < 0 || cc_streq(r->exec_id, r->id)) {
-        (void)cc_ttrpc_call_fail(call, CC_TTRPC_INVALID_ARGUMENT, "%s",
-                                 e ? e->message : "exec_id: equals the container id");
+    if (!shim_id_is_valid(r->exec_id, ID_MAX) || cc_streq(r->exec_id, r->id)) {
+        (void)cc_ttrpc_call_fail(call, CC_TTRPC_INVALID_ARGUMENT,
+                                 "exec_id '%s': 1 to %d of [A-Za-z0-9._-], not starting with "
+                                 "[._-], and not the container id",
+                                 r->exec_id, ID_MAX);
         return;
     }
     if (process_find(s, r->id, r->exec_id, NULL)) {
@@ -1089,12 +1078,9 @@ task_state(cc_ttrpc_call *call, const uint8_t *req, size_t len, void *userdata)
     if (!r)
         return;
     shim_container *c = NULL;
-    shim_process *p = process_find(s, r->id, r->exec_id, &c);
-    if (!p) {
-        (void)cc_ttrpc_call_fail(call, CC_TTRPC_NOT_FOUND, "process %s/%s: not found", r->id,
-                                 r->exec_id);
+    shim_process *p = process_find_or_fail(s, call, r->id, r->exec_id, &c);
+    if (!p)
         return;
-    }
     Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
     Google__Protobuf__Timestamp at = timestamp_of(&p->exited_at);
     resp.id = c->id;
@@ -1135,12 +1121,9 @@ task_wait(cc_ttrpc_call *call, const uint8_t *req, size_t len, void *userdata)
         call, &containerd__task__v2__wait_request__descriptor, req, len);
     if (!r)
         return;
-    shim_process *p = process_find(s, r->id, r->exec_id, NULL);
-    if (!p) {
-        (void)cc_ttrpc_call_fail(call, CC_TTRPC_NOT_FOUND, "process %s/%s: not found", r->id,
-                                 r->exec_id);
+    shim_process *p = process_find_or_fail(s, call, r->id, r->exec_id, NULL);
+    if (!p)
         return;
-    }
     if (p->state == SHIM_PROC_STOPPED) {
         Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
         Google__Protobuf__Timestamp at = timestamp_of(&p->exited_at);
@@ -1198,12 +1181,9 @@ task_close_io(cc_ttrpc_call *call, const uint8_t *req, size_t len, void *userdat
         call, &containerd__task__v2__close_iorequest__descriptor, req, len);
     if (!r)
         return;
-    shim_process *p = process_find(s, r->id, r->exec_id, NULL);
-    if (!p) {
-        (void)cc_ttrpc_call_fail(call, CC_TTRPC_NOT_FOUND, "process %s/%s: not found", r->id,
-                                 r->exec_id);
+    shim_process *p = process_find_or_fail(s, call, r->id, r->exec_id, NULL);
+    if (!p)
         return;
-    }
     if (r->stdin && p->io)
         shim_io_close_stdin(p->io);
     (void)cc_ttrpc_call_reply(call, NULL);

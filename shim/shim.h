@@ -123,6 +123,13 @@ struct shim {
     bool exiting;
 };
 
+/* Seconds on the loop's clock (cc_loop_now), for deadlines and the timings the shim logs. */
+static inline double
+shim_now_sec(void)
+{
+    return (double)cc_loop_now() / (double)SHIM_USEC_PER_SEC;
+}
+
 /* Moves src into *dst (replacing it; dst may be NULL: src is freed). Returns r. */
 static inline int
 shim_error_move(cc_error **dst, cc_error *src, int r)
@@ -189,6 +196,8 @@ int shim_sandbox_start(shim *s, const char *config_path, const json_t *config_js
 int shim_write_pid_file(const char *state_dir, cc_error **err);
 /* Loop thread: stops the VM (asynchronously when it must), frees the agent connection. */
 void shim_sandbox_stop(shim *s, const char *why);
+/* The same as a shim_on_loop() job: why is the const char * reason. */
+void shim_sandbox_stop_job(shim *s, void *why);
 /* Loop thread: the state dir and its files are removed once the VM is gone. */
 void shim_sandbox_cleanup(shim *s);
 /* Loop thread: starts the liveness probe and the OOM event long poll. */

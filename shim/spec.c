@@ -262,11 +262,11 @@ json_set_string(json_t *obj, const char *key, const char *value)
         abort();
 }
 
-static bool
-container_id_is_valid(const char *id)
+bool
+shim_id_is_valid(const char *id, size_t max)
 {
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > CONTAINER_ID_MAX || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+    if (n == 0 || n > max || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
                                                   "VWXYZ0123456789",
                                                   id[0]))
         return false;
@@ -701,7 +701,7 @@ shim_spec_build(const shim_spec_input *in, shim_container_spec **ret, cc_error *
     const char *type = NULL, *sandbox_id = NULL;
     int r;
 
-    if (!in || !container_id_is_valid(in->container_id))
+    if (!in || !shim_id_is_valid(in->container_id, CONTAINER_ID_MAX))
         return cc_error_msg(err, -EINVAL, "container id '%s' is not valid",
                             in && in->container_id ? in->container_id : "");
     if (!json_is_object(in->config))

@@ -121,6 +121,9 @@ int shim_sandbox_sizing(const json_t *config, unsigned base_vcpus, unsigned max_
                         unsigned base_memory_mib, unsigned max_memory_mib, unsigned *ret_vcpus,
                         unsigned *ret_memory_mib, cc_error **err);
 
+/* [A-Za-z0-9][A-Za-z0-9._-]*, 1 to max characters: ids that end up in guest paths. */
+bool shim_id_is_valid(const char *id, size_t max);
+
 /* The annotation key's string value in config.json, or NULL (borrowed). */
 const char *shim_config_annotation(const json_t *config, const char *key);
 
