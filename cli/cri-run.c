@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ typedef struct run_opts {
     const char *pod;     /* --pod: an existing pod (id, id prefix, name); NULL: a new pod */
     bool keep;
     bool entrypoint; /* CMD[0] replaces the image's entrypoint */
+    bool timings;    /* --timings: where the time went, one logfmt line on stderr */
     const char *image;
     char **cmd;
     size_t n_cmd;
@@ -67,19 +69,103 @@ typedef struct run_opts {
 typedef struct log_follower {
     int fd;
     char *path;
+    double first_output; /* CLOCK_REALTIME of the first line (containerd's stamp), or 0 */
     char buf[RUN_LINE_MAX];
     size_t len;
 } log_follower;
 
+static double
+realtime_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+digits(const char **p, const char *end, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (*p >= end || **p < '0' || **p > '9')
+            return -1;
+        v = v * 10 + (**p - '0');
+    }
+    return v;
+}
+
+/* containerd's stamp of a CRI log line, Go's RFC3339Nano ("2006-01-02T15:04:05.999999999Z07:00"),
+ * as seconds since the epoch; 0 when it is not one. */
+static double
+cri_log_time(const char *s, size_t len)
+{
+    const char *p = s, *end = s + len;
+    struct tm tm = {};
+    int y = digits(&p, end, 4);
+    if (y < 0 || p >= end || *p++ != '-')
+        return 0;
+    int mo = digits(&p, end, 2);
+    if (mo < 1 || mo > 12 || p >= end || *p++ != '-')
+        return 0;
+    int d = digits(&p, end, 2);
+    if (d < 1 || d > 31 || p >= end || *p++ != 'T')
+        return 0;
+    int h = digits(&p, end, 2);
+    if (h < 0 || h > 23 || p >= end || *p++ != ':')
+        return 0;
+    int mi = digits(&p, end, 2);
+    if (mi < 0 || mi > 59 || p >= end || *p++ != ':')
+        return 0;
+    int sec = digits(&p, end, 2);
+    if (sec < 0 || sec > 60)
+        return 0;
+    double frac = 0, scale = 0.1;
+    if (p < end && *p == '.')
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    long off = 0;
+    if (p < end && *p == 'Z') {
+        p++;
+    } else if (p < end && (*p == '+' || *p == '-')) {
+        int sign = *p++ == '-' ? -1 : 1;
+        int oh = digits(&p, end, 2);
+        if (oh < 0 || p >= end || *p++ != ':')
+            return 0;
+        int om = digits(&p, end, 2);
+        if (om < 0)
+            return 0;
+        off = sign * (oh * 3600L + om * 60L);
+    } else {
+        return 0;
+    }
+    if (p != end)
+        return 0;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return 0;
+    return (double)(t - off) + frac;
+}
+
 /* Writes one parsed CRI log line (without its '\n') to stdout or stderr. */
 static void
-log_emit_line(const char *line, size_t len)
+log_emit_line(log_follower *f, const char *line, size_t len)
 {
     /* "<time> <stream> <tag> <payload>": payload may be empty (and then the last space too). */
     const char *p = memchr(line, ' ', len);
     const char *end = line + len;
     if (!p)
         goto raw;
+    if (f->first_output == 0) {
+        f->first_output = cri_log_time(line, (size_t)(p - line));
+        if (f->first_output == 0)
+            f->first_output = realtime_now();
+    }
     const char *stream = p + 1;
     const char *q = memchr(stream, ' ', (size_t)(end - stream));
     if (!q)
@@ -95,6 +181,8 @@ log_emit_line(const char *line, size_t len)
     fflush(out);
     return;
 raw:
+    if (f->first_output == 0)
+        f->first_output = realtime_now();
     fwrite(line, 1, len, stdout);
     fputc('\n', stdout);
     fflush(stdout);
@@ -119,11 +207,11 @@ log_drain(log_follower *f)
         size_t start = 0;
         char *nl;
         while ((nl = memchr(f->buf + start, '\n', f->len - start))) {
-            log_emit_line(f->buf + start, (size_t)(nl - (f->buf + start)));
+            log_emit_line(f, f->buf + start, (size_t)(nl - (f->buf + start)));
             start = (size_t)(nl - f->buf) + 1;
         }
         if (start == 0 && f->len == sizeof(f->buf)) {
-            log_emit_line(f->buf, f->len); /* no newline in 64 KiB: not a CRI log */
+            log_emit_line(f, f->buf, f->len); /* no newline in 64 KiB: not a CRI log */
             start = f->len;
         }
         memmove(f->buf, f->buf + start, f->len - start);
@@ -183,9 +271,16 @@ container_exited(cc_grpc_client *c, const char *id, bool *ret_exited, int *ret_c
     return 0;
 }
 
-/* Follows the log until the container exited; *ret_code: its exit code. */
+/* When each step of a run ended (CLOCK_REALTIME, s; 0: did not happen). */
+typedef struct run_times {
+    double begin, pulled, pod, created, started, first_output, exited, removed;
+} run_times;
+
+/* Follows the log until the container exited; *ret_code: its exit code; t: first output and
+ * exit. */
 static int
-follow(cc_grpc_client *c, const char *id, const char *log_path, int *ret_code, cc_error **err)
+follow(cc_grpc_client *c, const char *id, const char *log_path, int *ret_code, run_times *t,
+       cc_error **err)
 {
     log_follower *f = cc_xzalloc(sizeof(*f));
     f->fd = -EBADF;
@@ -221,8 +316,11 @@ follow(cc_grpc_client *c, const char *id, const char *log_path, int *ret_code, c
         }
         /* exited: one more drain; containerd copies the output before it records the exit. */
     }
+    if (exited)
+        t->exited = realtime_now();
     if (f->len) /* a last line without '\n' */
-        log_emit_line(f->buf, f->len);
+        log_emit_line(f, f->buf, f->len);
+    t->first_output = f->first_output;
     cc_close(f->fd);
     free(f);
     if (r < 0)
@@ -452,7 +550,7 @@ create_container(cc_grpc_client *c, const run_opts *o, run_pod *p, char **ret_id
  * the pod exists); *ret_ctr_id receives the container as soon as it exists. */
 static int
 run_in_pod(cc_grpc_client *c, const run_opts *o, const char *log_dir, run_pod *p, char **ret_ctr_id,
-           int *ret_code, cc_error **err)
+           int *ret_code, run_times *t, cc_error **err)
 {
     int r;
     if (!o->pod) {
@@ -467,12 +565,14 @@ run_in_pod(cc_grpc_client *c, const run_opts *o, const char *log_dir, run_pod *p
             return r;
         p->id = cc_xstrdup(runp_resp->pod_sandbox_id);
     }
+    t->pod = realtime_now();
     if (run_interrupted)
         return cc_error_msg(err, -EINTR, "interrupted");
 
     r = create_container(c, o, p, ret_ctr_id, err);
     if (r < 0)
         return r;
+    t->created = realtime_now();
 
     Runtime__V1__StartContainerRequest start = RUNTIME__V1__START_CONTAINER_REQUEST__INIT;
     start.container_id = *ret_ctr_id;
@@ -482,13 +582,37 @@ run_in_pod(cc_grpc_client *c, const run_opts *o, const char *log_dir, run_pod *p
                  &start_resp, err);
     if (r < 0)
         return r;
+    t->started = realtime_now();
 
     _cleanup_free_ char *log_path = cc_xasprintf("%s/%s", log_dir, RUN_LOG_NAME);
-    r = follow(c, *ret_ctr_id, log_path, ret_code, err);
+    r = follow(c, *ret_ctr_id, log_path, ret_code, t, err);
     if (r >= 0 && o->keep)
         fprintf(stderr, "cloakctl run: kept %spod %s (%s), container %s, logs in %s\n",
                 o->pod ? "" : "new ", p->id, p->name, *ret_ctr_id, log_dir);
     return r;
+}
+
+/* "cloakctl run: timings: pull=0.052 pod=7.501 ..." (s since the run began; a step that did not
+ * happen is left out). */
+static void
+print_timings(const run_times *t)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } steps[] = {
+        {"pull", offsetof(run_times, pulled)},     {"pod", offsetof(run_times, pod)},
+        {"create", offsetof(run_times, created)},  {"start", offsetof(run_times, started)},
+        {"first_output", offsetof(run_times, first_output)},
+        {"exited", offsetof(run_times, exited)},   {"removed", offsetof(run_times, removed)},
+    };
+    fputs("cloakctl run: timings:", stderr);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        double v = *(const double *)((const char *)t + steps[i].off);
+        if (v > 0)
+            fprintf(stderr, " %s=%.3f", steps[i].name, v - t->begin);
+    }
+    fputc('\n', stderr);
 }
 
 static void
@@ -516,14 +640,17 @@ parse_run_args(int argc, char **argv, run_opts *o)
         {"rm", no_argument, NULL, 'R'},
         {"keep", no_argument, NULL, 'k'},
         {"entrypoint", no_argument, NULL, 'e'},
+        {"timings", no_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {},
     };
     static const char usage[] =
         "usage: cloakctl [--address SOCK] run [--runtime HANDLER|--pod POD] [--rm|--keep]\n"
-        "                [--entrypoint] IMAGE [CMD...]\n"
+        "                [--entrypoint] [--timings] IMAGE [CMD...]\n"
         "  --pod POD  run in the existing pod POD (id, unique id prefix or name), which stays;\n"
-        "             --rm (the default) and --keep then concern the container only\n";
+        "             --rm (the default) and --keep then concern the container only\n"
+        "  --timings  at the end, one line on stderr: when each step ended, in seconds since\n"
+        "             the run began (first_output: containerd's stamp of the first line)\n";
     int opt;
     optind = 1;
     /* "+": options end at IMAGE; CMD has options of its own. */
@@ -543,6 +670,9 @@ parse_run_args(int argc, char **argv, run_opts *o)
             break;
         case 'e':
             o->entrypoint = true;
+            break;
+        case 't':
+            o->timings = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -588,10 +718,12 @@ cloakctl_run(int argc, char **argv)
     (void)sigaction(SIGTERM, &sa, NULL);
 
     _cleanup_error_ cc_error *e = NULL;
+    run_times t = {.begin = realtime_now()};
     if (pull(c, o.image, &e) < 0) {
         fprintf(stderr, "cloakctl run: '%s': %s\n", o.image, cc_error_message(e));
         return 1;
     }
+    t.pulled = realtime_now();
     const char *tmp = getenv("TMPDIR");
     _cleanup_free_ char *log_dir = cc_xasprintf("%s/cloakctl-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(log_dir)) {
@@ -608,7 +740,7 @@ cloakctl_run(int argc, char **argv)
     else
         run_pod_new(&pod, log_dir);
     if (r >= 0)
-        r = run_in_pod(c, &o, log_dir, &pod, &ctr_id, &code, &e);
+        r = run_in_pod(c, &o, log_dir, &pod, &ctr_id, &code, &t, &e);
     if (r < 0) {
         fprintf(stderr, "cloakctl run: %s\n", cc_error_message(e));
         ret = 1;
@@ -628,7 +760,10 @@ cloakctl_run(int argc, char **argv)
             ret = ret ? ret : 1;
         }
         remove_log_dir(log_dir);
+        t.removed = realtime_now();
     }
+    if (o.timings)
+        print_timings(&t);
     if (run_interrupted && ret == 0)
         ret = 128 + run_interrupted;
     return ret;
