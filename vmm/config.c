@@ -744,15 +744,18 @@ vmm_config_resolve_guest(vmm_config *c, const char *exe_dir, const char *prefix,
 {
     if (c->kernel && c->initrd)
         return 0;
+    /* The build tree (<build>/<component>/../guest), an install under any prefix
+     * (<prefix>/bin/../share/cloak/guest), then the prefix this was compiled for. */
     _cleanup_free_ char *a = exe_dir ? cc_xasprintf("%s/../guest", exe_dir) : NULL;
-    _cleanup_free_ char *b = prefix ? cc_xasprintf("%s/share/cloak/guest", prefix) : NULL;
-    if ((a && try_guest_dir(c, a)) || (b && try_guest_dir(c, b)))
+    _cleanup_free_ char *b = exe_dir ? cc_xasprintf("%s/../share/cloak/guest", exe_dir) : NULL;
+    _cleanup_free_ char *p = prefix ? cc_xasprintf("%s/share/cloak/guest", prefix) : NULL;
+    if ((a && try_guest_dir(c, a)) || (b && try_guest_dir(c, b)) || (p && try_guest_dir(c, p)))
         return 0;
-    return cc_error_msg(err, -ENOENT, "guest %s not found in '%s' nor '%s'",
+    return cc_error_msg(err, -ENOENT, "guest %s not found in '%s', '%s' nor '%s'",
                         !c->kernel && !c->initrd ? "vmlinuz and initrd.img"
                         : !c->kernel             ? "vmlinuz"
                                                  : "initrd.img",
-                        a ? a : "(no exe dir)", b ? b : "(no prefix)");
+                        a ? a : "(no exe dir)", b ? b : "(no exe dir)", p ? p : "(no prefix)");
 }
 
 /* ---- pod annotations --------------------------------------------------------------------- */

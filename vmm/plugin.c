@@ -5,6 +5,7 @@
  *   $CLOAK_VMM_LIBVIRT_PLUGIN      (a file path; when set, the only place tried)
  *   <exe dir>/../vmm/              (the build tree: build/test/x → build/vmm/)
  *   <exe dir>/
+ *   <exe dir>/../lib/cloak/        (an install under any prefix: <prefix>/bin → <prefix>/lib/cloak)
  *   <prefix>/lib/cloak/            (CLOAK_PLUGIN_DIR, from CMAKE_INSTALL_PREFIX)
  * The plugin stays loaded for the life of the process (never dlclose'd: libvirt starts
  * threads that must not lose their code).
@@ -80,7 +81,7 @@ candidates(void)
 {
     _cleanup_free_ char *dir = exe_dir();
     const char *env = getenv("CLOAK_VMM_LIBVIRT_PLUGIN");
-    char **v = cc_xzalloc(5 * sizeof(char *));
+    char **v = cc_xzalloc(6 * sizeof(char *));
     size_t n = 0;
 
     if (env && env[0]) {
@@ -90,6 +91,7 @@ candidates(void)
     if (dir) {
         v[n++] = cc_xasprintf("%s/../vmm/%s", dir, VMM_LIBVIRT_PLUGIN_NAME);
         v[n++] = cc_xasprintf("%s/%s", dir, VMM_LIBVIRT_PLUGIN_NAME);
+        v[n++] = cc_xasprintf("%s/../lib/cloak/%s", dir, VMM_LIBVIRT_PLUGIN_NAME);
     }
     v[n++] = cc_xasprintf("%s/%s", CLOAK_PLUGIN_DIR, VMM_LIBVIRT_PLUGIN_NAME);
     return v;

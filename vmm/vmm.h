@@ -168,9 +168,10 @@ int vmm_config_load_buffer(const char *buf, size_t len, const char *path, vmm_co
 vmm_config *vmm_config_free(vmm_config *c);
 CC_DEFINE_CLEANUP(vmm_config, vmm_config_free)
 /*
- * Fills kernel and initrd when the config left them unset: "<exe_dir>/../guest/{vmlinuz,
- * initrd.img}" when both exist, else "<prefix>/share/cloak/guest/...". -ENOENT naming both
- * places when neither has them. Reads the filesystem (stat only).
+ * Fills kernel and initrd when the config left them unset, from the first of
+ * "<exe_dir>/../guest" (build tree), "<exe_dir>/../share/cloak/guest" (an install under any
+ * prefix) and "<prefix>/share/cloak/guest" that has the unset ones ({vmlinuz,initrd.img}).
+ * -ENOENT naming the three places when none has them. Reads the filesystem (stat only).
  */
 int vmm_config_resolve_guest(vmm_config *c, const char *exe_dir, const char *prefix,
                              cc_error **err);

@@ -492,31 +492,50 @@ test_resolve_guest(void **state)
     assert_non_null(mkdtemp(tmp));
     _cleanup_free_ char *bin = cc_xasprintf("%s/bin", tmp);
     _cleanup_free_ char *guest = cc_xasprintf("%s/guest", tmp);
+    _cleanup_free_ char *sguest = cc_xasprintf("%s/share/cloak/guest", tmp);
     _cleanup_free_ char *prefix = cc_xasprintf("%s/usr", tmp);
     _cleanup_free_ char *pguest = cc_xasprintf("%s/usr/share/cloak/guest", tmp);
-    _cleanup_free_ char *cmd = cc_xasprintf("mkdir -p %s %s %s", bin, guest, pguest);
+    _cleanup_free_ char *cmd = cc_xasprintf("mkdir -p %s %s %s %s", bin, guest, sguest, pguest);
     assert_int_equal(system(cmd), 0);
 
-    /* Neither place has both. */
+    /* No place has both. */
     touch(guest, "vmlinuz");
+    touch(sguest, "initrd.img");
     _cleanup_(vmm_config_freep) vmm_config *c = load_ok("");
     cc_error *err = NULL;
     assert_int_equal(vmm_config_resolve_guest(c, bin, prefix, &err), -ENOENT);
     _cleanup_free_ char *msg = cc_xasprintf(
-        "guest vmlinuz and initrd.img not found in '%s/../guest' nor '%s/share/cloak/guest'", bin,
-        prefix);
+        "guest vmlinuz and initrd.img not found in '%s/../guest', '%s/../share/cloak/guest' nor "
+        "'%s/share/cloak/guest'",
+        bin, bin, prefix);
     assert_string_equal(cc_error_message(err), msg);
     cc_error_free(err);
     assert_null(c->kernel);
 
-    /* Only the prefix has both. */
+    /* Without an exe dir or a prefix, the message says so. */
+    err = NULL;
+    assert_int_equal(vmm_config_resolve_guest(c, NULL, NULL, &err), -ENOENT);
+    assert_string_equal(cc_error_message(err), "guest vmlinuz and initrd.img not found in "
+                                               "'(no exe dir)', '(no exe dir)' nor '(no prefix)'");
+    cc_error_free(err);
+
+    /* Only the compiled prefix has both. */
     touch(pguest, "vmlinuz");
     touch(pguest, "initrd.img");
     assert_int_equal(vmm_config_resolve_guest(c, bin, prefix, NULL), 0);
     _cleanup_free_ char *pk = cc_xasprintf("%s/share/cloak/guest/vmlinuz", prefix);
     assert_string_equal(c->kernel, pk);
 
-    /* Next to the binaries wins once it has both. */
+    /* An install under another prefix (<exe_dir>/../share/cloak/guest) wins over it. */
+    touch(sguest, "vmlinuz");
+    _cleanup_(vmm_config_freep) vmm_config *c1 = load_ok("");
+    assert_int_equal(vmm_config_resolve_guest(c1, bin, prefix, NULL), 0);
+    _cleanup_free_ char *sk = cc_xasprintf("%s/../share/cloak/guest/vmlinuz", bin);
+    _cleanup_free_ char *si = cc_xasprintf("%s/../share/cloak/guest/initrd.img", bin);
+    assert_string_equal(c1->kernel, sk);
+    assert_string_equal(c1->initrd, si);
+
+    /* Next to the binaries (the build tree) wins once it has both. */
     touch(guest, "initrd.img");
     _cleanup_(vmm_config_freep) vmm_config *c2 = load_ok("");
     assert_int_equal(vmm_config_resolve_guest(c2, bin, prefix, NULL), 0);
