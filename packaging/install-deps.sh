@@ -21,7 +21,7 @@ packages=(
     # libraries (lib/, proto/)
     libjansson-dev      # JSON
     libprotobuf-c-dev   # protobuf-c runtime
-    libssl-dev          # OpenSSL libcrypto: initdata digests and base64 (vmm/)
+    libssl-dev          # OpenSSL libcrypto: guest/ digests; tests check lib/digest.c against it
     libvirt-dev         # libvirt client API for the libvirt backend plugin (vmm/libvirt/)
     libgrpc-dev         # gRPC C core: snapshotter server, cloakctl CRI client (lib/grpc*.c)
     # libraries (guest/: image pull inside the guest)
@@ -43,6 +43,10 @@ packages=(
     python3             # toml-test runner (../shared/conformance/toml-test/run.py); test images
     docker-registry     # the registry the guest pulls test images from (127.0.0.1 only)
     zstd                # zstd test layers
+    umoci skopeo        # e2e test images: built as OCI layouts with umoci, pushed with skopeo
+    busybox-static      # the demo and e2e images' userland (/bin/busybox, static)
+    systemd             # systemd-analyze verify of packaging/systemd/ (no systemd runs here)
+    python3-yaml        # the RuntimeClass manifests are parsed in the packaging test
     crun                # host-side agent tests (cloak-agent --listen) and benchmarks
     containerd runc containernetworking-plugins # cloakctl CRI tests: a private containerd 1.6 (test/integration/cri)
     fuse3               # /sbin/mount.fuse: containerd runs nydus-overlayfs through it (guest-pull rootfs)
