@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # A throwaway OCI registry for the image-pull tests (Debian's docker-registry):
-#   registry.sh start DIR   serve DIR/storage on 127.0.0.1:<a free port>, plain HTTP, no auth;
+#   registry.sh start DIR   serve DIR/storage on 127.0.0.1:<a free port, or $REGISTRY_PORT>,
+#                           plain HTTP, no auth;
 #                           DIR/port, DIR/registry.pid, DIR/registry.log (the access log: one
 #                           line per request, e.g. "GET /v2/<repo>/blobs/sha256:... HTTP/1.1" 200);
 #                           returns once GET /v2/ answers 200
@@ -24,7 +25,8 @@ start() {
     fi
     local port pid
     # A port free right now (the registry binds it a moment later; a clash fails the wait).
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # REGISTRY_PORT: a given port (a restart on the port image refs already name).
+    port=${REGISTRY_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
     cat >"$dir/config.yml" <<CFG
 version: 0.1
 log:
