@@ -5,8 +5,8 @@
 #   1. install what is missing (packaging/install-deps.sh)
 #   2. clang Debug build, compile only (build-clang/)
 #   3. ASan+UBSan gcc Debug build: ctest labels unit and fuzz-regress (build-asan/)
-#   4. gcc RelWithDebInfo build in build/ and every ctest test (unit, fuzz-regress,
-#      conformance, integration, e2e)
+#   4. gcc RelWithDebInfo build in build/, the guest image (build/guest), and every ctest
+#      test (unit, fuzz-regress, conformance, integration, bench, e2e: test/e2e/run.sh)
 # Prints each stage's wall time and ends with ctest's summary of stage 4. Exit status 0
 # only when every stage passed. CI=true (or CLOAK_NO_SKIP=1) turns a skipped test into a
 # failure. CLOAK_STAGES="deps clang asan main" picks stages (default: all).
@@ -53,7 +53,11 @@ stage_asan() {
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             run_ctest build-asan -L 'unit|fuzz-regress'
 }
-stage_main() { cmake --preset default >/dev/null && cmake --build build -j"$jobs" && run_ctest build; }
+# The guest image first (<build>/guest: the e2e suite and the packaging test use it).
+stage_main() {
+    cmake --preset default >/dev/null && cmake --build build -j"$jobs" &&
+        cmake --build build --target guest-image && run_ctest build
+}
 
 stage deps stage_deps
 stage clang stage_clang
