@@ -120,19 +120,23 @@ cri_log_time(const char *s, size_t len)
     if (sec < 0 || sec > 60)
         return 0;
     double frac = 0, scale = 0.1;
-    if (p < end && *p == '.')
-        for (p++; p < end && *p >= '0' && *p <= '9'; p++, scale /= 10)
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return 0; /* a '.' needs a digit */
+        for (; p < end && *p >= '0' && *p <= '9'; p++, scale /= 10)
             frac += (*p - '0') * scale;
+    }
     long off = 0;
     if (p < end && *p == 'Z') {
         p++;
     } else if (p < end && (*p == '+' || *p == '-')) {
         int sign = *p++ == '-' ? -1 : 1;
         int oh = digits(&p, end, 2);
-        if (oh < 0 || p >= end || *p++ != ':')
+        if (oh < 0 || oh > 23 || p >= end || *p++ != ':')
             return 0;
         int om = digits(&p, end, 2);
-        if (om < 0)
+        if (om < 0 || om > 59)
             return 0;
         off = sign * (oh * 3600L + om * 60L);
     } else {
@@ -758,9 +762,10 @@ cloakctl_run(int argc, char **argv)
                          : cri_pod_remove(c, id, &e2)) < 0) {
             fprintf(stderr, "cloakctl run: %s %s: %s\n", what, id, cc_error_message(e2));
             ret = ret ? ret : 1;
+        } else if (id) {
+            t.removed = realtime_now();
         }
         remove_log_dir(log_dir);
-        t.removed = realtime_now();
     }
     if (o.timings)
         print_timings(&t);

@@ -44,14 +44,17 @@ if [ "$build" = 1 ]; then
     say "dependencies, build, guest image"
     packaging/install-deps.sh
     t=$SECONDS
-    if [ "$BUILD" = "$src/build" ]; then
-        cmake --preset default >/dev/null
-    else
-        cmake -S "$src" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    fi
-    cmake --build "$BUILD" -j"$(nproc)" | tail -n 1
-    cmake --build "$BUILD" --target guest-image | tail -n 2
-    echo "built in $((SECONDS - t)) s"
+    mkdir -p "$BUILD"
+    blog=$BUILD/demo-build.log
+    {
+        if [ "$BUILD" = "$src/build" ]; then
+            cmake --preset default
+        else
+            cmake -S "$src" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+        fi && cmake --build "$BUILD" -j"$(nproc)" && cmake --build "$BUILD" --target guest-image
+    } >"$blog" 2>&1 || { tail -n 40 "$blog" >&2; echo "demo.sh: the build failed (all of it: $blog)" >&2; exit 1; }
+    tail -n 1 "$blog"
+    echo "built in $((SECONDS - t)) s (log: $blog)"
 fi
 cloakctl=$BUILD/cli/cloakctl
 
@@ -73,12 +76,18 @@ echo "demo profile: $profile ($config)"
 
 # shellcheck source=packaging/embedded-env.sh
 . "$src/packaging/embedded-env.sh"
-if [ -f "$dir/ctd/containerd.pid" ] || [ -f "$dir/snap.pid" ] || [ -f "$dir/reg/registry.pid" ]; then
-    echo "stopping the previous demo environment in $dir"
-    CENV_DIR=$dir CENV_SOCK=$dir/ctd/containerd.sock CENV_CLOAKCTL=$cloakctl CENV_BRIDGE=cloakdemo0 cenv_stop
+# DIR is ours only when it is empty or a previous demo's (its .cloak-demo stamp).
+if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/.cloak-demo" ]; then
+    echo "demo.sh: $dir is not empty and not a previous demo's: pick another --dir" >&2
+    exit 1
 fi
-rm -rf "$dir"
+if [ -f "$dir/.cloak-demo" ]; then
+    echo "stopping the previous demo environment in $dir (if any)"
+    CENV_DIR=$dir CENV_SOCK=$dir/ctd/containerd.sock CENV_CLOAKCTL=$cloakctl CENV_BRIDGE=cloakdemo0 cenv_stop
+    rm -rf --one-file-system "$dir"
+fi
 mkdir -p "$dir"
+touch "$dir/.cloak-demo"
 export CENV_BRIDGE=cloakdemo0 CENV_SUBNET=10.88.82.0/24
 stop_env() {
     local rc=$?
@@ -87,7 +96,7 @@ stop_env() {
         return
     fi
     cenv_stop
-    [ "$rc" -eq 0 ] && rm -rf "$dir"
+    [ "$rc" -eq 0 ] && rm -rf --one-file-system "$dir"
     exit "$rc"
 }
 trap stop_env EXIT
@@ -98,11 +107,12 @@ say "embedded environment in $dir"
 # The demo's config: the profile's, plus where the guest reaches the local registry (plain
 # HTTP on the host's loopback, through QEMU user networking).
 cfg=$dir/profile.toml
+reg_params="cloak.registry.insecure=127.0.0.1:* cloak.registry.loopback=10.0.2.2"
 if grep -q '^kernel_params' "$config"; then
-    cp "$config" "$cfg"
+    grep -q 'cloak.registry.loopback' "$config" && cp "$config" "$cfg" ||
+        sed "s|^kernel_params *= *\"\(.*\)\"|kernel_params = \"\1 $reg_params\"|" "$config" >"$cfg"
 else
-    awk '{ print } /^\[hypervisor\]/ { print "kernel_params = \"cloak.registry.insecure=127.0.0.1:* cloak.registry.loopback=10.0.2.2\"" }' \
-        "$config" >"$cfg"
+    awk -v p="$reg_params" '{ print } /^\[hypervisor\]/ { print "kernel_params = \"" p "\"" }' "$config" >"$cfg"
 fi
 cenv_start "$dir" "$BUILD" "$cfg"
 
@@ -137,7 +147,7 @@ echo "demo image $image (busybox + /bin/hello)"
 say "the pod: cloakctl run --runtime cloak $image"
 out=$dir/run.out err=$dir/run.err
 set +e
-timeout 900 "$cloakctl" --address "$CENV_SOCK" run --runtime cloak --keep --timings "$image" \
+timeout --foreground 900 "$cloakctl" --address "$CENV_SOCK" run --runtime cloak --keep --timings "$image" \
     >"$out" 2>"$err"
 rc=$?
 set -e
@@ -150,7 +160,9 @@ if [ "$rc" -ne 0 ]; then
     exit 1
 fi
 
-# Where the time went: cloakctl's steps (s since the run began), the shim's log lines, the
+# Where the time went (a report: a missing line shows as '?', never fails the demo):
+set +e
+# cloakctl's steps (s since the run began), the shim's log lines, the
 # guest's console (the agent's pull line).
 pod=$(sed -n 's/^cloakctl run: kept new pod \([0-9a-f]*\) .*/\1/p' "$err")
 timings=$(sed -n 's/^cloakctl run: timings: //p' "$err")
@@ -188,6 +200,7 @@ echo "  (containerd's log: $dir/ctd/containerd.log; the whole demo took $((SECON
 if [ "$keep" = 1 ]; then
     say "the environment keeps running"
     echo "  $cloakctl --address $CENV_SOCK run --runtime cloak $image"
-    echo "  $cloakctl --address $CENV_SOCK run --runtime cloak $image sh -c 'ls /; cat /proc/cmdline'"
-    echo "  stop it: packaging/demo.sh --no-build is idempotent; or: bash -c '. packaging/embedded-env.sh; CENV_DIR=$dir CENV_SOCK=$CENV_SOCK CENV_CLOAKCTL=$cloakctl CENV_BRIDGE=cloakdemo0 cenv_stop'"
+    echo "  $cloakctl --address $CENV_SOCK run --runtime cloak --entrypoint $image sh -c 'ls /; cat /proc/cmdline'"
+    echo "  stop it: bash -c '. $src/packaging/embedded-env.sh; CENV_DIR=$dir CENV_SOCK=$CENV_SOCK CENV_CLOAKCTL=$cloakctl CENV_BRIDGE=cloakdemo0 cenv_stop'"
+    echo "  (the next packaging/demo.sh also stops it first)"
 fi

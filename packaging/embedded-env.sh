@@ -43,13 +43,13 @@ cenv_check_build() {
 }
 
 cenv_start() {
-    CENV_DIR=$1
-    CENV_BUILD=$(cd "$2" && pwd)
-    local config=$3
-    mkdir -p "$CENV_DIR"
-    CENV_DIR=$(cd "$CENV_DIR" && pwd)
-    CENV_CLOAKCTL=$CENV_BUILD/cli/cloakctl
+    mkdir -p "$1" || return 1
+    CENV_DIR=$(cd "$1" && pwd)
     CENV_SOCK=$CENV_DIR/ctd/containerd.sock
+    CENV_CLOAKCTL=$2/cli/cloakctl
+    CENV_BUILD=$(cd "$2" && pwd) || { cenv_log "no build dir $2"; return 1; }
+    CENV_CLOAKCTL=$CENV_BUILD/cli/cloakctl
+    local config=$3
     cenv_check_build "$CENV_BUILD" || return 1
     local b
     for b in /usr/bin/containerd /usr/bin/ctr /usr/lib/cni/bridge /usr/bin/docker-registry \
@@ -94,9 +94,11 @@ cenv_start() {
     export TMPDIR=$CENV_DIR/tmp # cloakctl run's log directories
 }
 
-# The pods of our containerd: containerd's log names each ("returns sandbox id").
+# The pods of our containerd: containerd's log names each ("returns sandbox id"), the
+# shims name those whose VM they started (also when RunPodSandbox failed later).
 cenv_pod_ids() {
-    sed -n 's/.*RunPodSandbox for .*returns sandbox id \\"\([0-9a-f]*\)\\".*/\1/p' \
+    sed -n -e 's/.*RunPodSandbox for .*returns sandbox id \\"\([0-9a-f]*\)\\".*/\1/p' \
+        -e 's/.*component=cloak-shim msg="pod \([0-9a-f]\{64\}\): VM started.*/\1/p' \
         "$CENV_DIR/ctd/containerd.log" 2>/dev/null | sort -u
 }
 # sha256 of containerd's filepath.Join(address, "k8s.io", pod id): the pod's shim socket is
@@ -126,10 +128,12 @@ cenv_shims() {
 
 cenv_stop() {
     [ -n "${CENV_DIR:-}" ] || return 0
+    local - # set +e for this function only: cleanup goes on past a failure
+    set +e
     local id p st
     local -a pods
     mapfile -t pods < <(cenv_pod_ids)
-    if [ -S "$CENV_SOCK" ]; then
+    if [ -S "${CENV_SOCK:-}" ]; then
         for id in "${pods[@]}"; do
             timeout 120 "$CENV_CLOAKCTL" --address "$CENV_SOCK" rm "$id" >/dev/null 2>&1 || true
         done
@@ -137,7 +141,7 @@ cenv_stop() {
     CRI_BRIDGE=${CENV_BRIDGE:-cloakenv0} bash "$CENV_CRI/containerd.sh" stop "$CENV_DIR/ctd" || true
     # What killed shims may have left: only our pods' QEMUs, state dirs and sockets.
     for id in "${pods[@]}"; do
-        for p in $(cenv_pod_qemus "$id"); do cenv_log "killing leftover QEMU $p"; kill -9 "$p" 2>/dev/null; done
+        for p in $(cenv_pod_qemus "$id"); do cenv_log "killing leftover QEMU $p"; kill -9 "$p" 2>/dev/null || true; done
         st=$(cenv_pod_state "$id")
         [ -d "$st" ] && { cenv_log "removing leftover $st"; rm -rf "$st"; }
         [ -e "$(cenv_pod_socket "$id")" ] && rm -f "$(cenv_pod_socket "$id")"
@@ -167,7 +171,7 @@ oci_layer() {
     shift 3
     local bundle
     bundle=$(mktemp -d "$L.bundle.XXXXXX") && rmdir "$bundle" || return 1
-    umoci unpack --image "$L:$tag" "$bundle" >/dev/null || return 1
+    umoci unpack --image "$L:$tag" "$bundle" >/dev/null || { rm -rf "$bundle"; return 1; }
     "$fn" "$bundle/rootfs" "$@" || { rm -rf "$bundle"; return 1; }
     umoci repack --image "$L:$tag" "$bundle" >/dev/null || { rm -rf "$bundle"; return 1; }
     rm -rf "$bundle"
@@ -202,6 +206,11 @@ cenv_pause_rootfs() { install -m 0755 "$2" "$1/pause"; }
 # busybox (Debian's static build) as /bin/sh and every applet.
 cenv_busybox_rootfs() {
     local r=$1 a
+    # Static: the image has no libc (Debian's busybox-static, not busybox).
+    if readelf -l /bin/busybox 2>/dev/null | grep -q INTERP; then
+        cenv_log "/bin/busybox is dynamically linked (apt-get install busybox-static)"
+        return 1
+    fi
     mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
     install -m 0755 /bin/busybox "$r/bin/busybox"
     for a in $(/bin/busybox --list); do

@@ -40,6 +40,7 @@ packages=(
     iputils-ping        # ping: traffic through the tap in test/integration/vmm/qemu-tap.sh
     libcmocka-dev       # unit tests
     libxml2-utils       # xmllint: well-formedness checks of generated libvirt XML
+    curl                # tests wait for the registry's /v2/ with it
     python3             # toml-test runner (../shared/conformance/toml-test/run.py); test images
     docker-registry     # the registry the guest pulls test images from (127.0.0.1 only)
     zstd                # zstd test layers

@@ -149,13 +149,15 @@ err_has() { # NAME PATTERN (grep -E)
 
 # --- hello -----------------------------------------------------------------------------------
 if want hello; then
-    run_case hello --timings "$REG/e2e/hello:1" -c 'echo "inside $(uname -r)"; exit 3'
-    check "a line printed inside the guest (kernel $guest_kver, the host runs $(uname -r))" \
-        out_is hello "inside $guest_kver"
+    # The guest's kernel, and its command line (cloak's own parameters: no host has them).
+    run_case hello --timings "$REG/e2e/hello:1" -c \
+        'echo "inside $(uname -r)"; grep -q "cloak\.registry" /proc/cmdline && echo "cloak VM"; exit 3'
+    check "a line printed inside the guest (kernel $guest_kver, the host runs $(uname -r); cloak's kernel command line)" \
+        out_is hello "$(printf 'inside %s\ncloak VM' "$guest_kver")"
     check "the exit code comes back (3)" [ "$(rc_of hello)" = 3 ]
-    check "cloakctl --timings: first output after start, before exit" awk -v l="$(grep '^cloakctl run: timings:' "$T/hello.err")" 'BEGIN {
+    check "cloakctl --timings: first output after create, before exit" awk -v l="$(grep '^cloakctl run: timings:' "$T/hello.err")" 'BEGIN {
             n = split(l, f, /[ =]/); for (i = 1; i < n; i++) v[f[i]] = f[i + 1]
-            exit !(v["start"] > 0 && v["first_output"] >= v["start"] - 0.05 && v["exited"] >= v["first_output"]) }'
+            exit !(v["create"] > 0 && v["first_output"] >= v["create"] && v["exited"] >= v["first_output"]) }'
     log "hello timings: $(sed -n 's/^cloakctl run: timings: //p' "$T/hello.err")"
     check "hello: nothing left" nothing_left
 fi
@@ -180,10 +182,14 @@ if want marker; then
     # them), the snapshotter's root, the shim's state dir.
     st=$(cenv_pod_state "$pod")
     check "marker: the pod's state dir exists while it runs ($st)" [ -d "$st" ]
-    # The scan itself: it finds the marker in the registry's copy of the uncompressed layer
-    # (what a host-side pull would have left in the content store and the snapshotter).
-    check "marker: the scan finds it in the registry's storage (the control)" \
+    # The controls: the registry's copy of the uncompressed layer holds the marker in plain
+    # (as a host-side pull would have left it in the content store and the snapshotter), and
+    # the scan finds a planted copy.
+    check "marker: the registry's storage holds it in plain (control)" \
         bash -c "grep -rlF -- '$marker' '$E/reg/storage' | grep -q /data\$"
+    mkdir -p "$T/control/deep" && printf 'x%sx' "$marker" >"$T/control/deep/f"
+    check "marker: the scan finds a planted copy (control)" [ -n "$(marker_files "$T/control")" ]
+    rm -rf "$T/control"
     found=$(marker_files "$E/ctd/root" "$E/ctd/state" "$E/snap" "$st")
     check "marker: in no file on the host while the pod lives" [ -z "$found" ]
     [ -z "$found" ] || log "marker found in: $found"
@@ -230,16 +236,13 @@ wait_running() {
     return 1
 }
 if want pod; then
+    before=$(cenv_pod_ids)
     R --keep "$REG/e2e/hello:1" -c 'echo first; exec sleep 1000' >"$T/pod1.out" 2>"$T/pod1.err" &
     bg=$!
     bg_pids+=("$bg")
-    pod=""
-    for ((i = 0; i < 600 && ${#pod} == 0; i++)); do
-        sleep 0.5
-        pod=$(sed -n 's/.*RunPodSandbox for .*returns sandbox id \\"\([0-9a-f]*\)\\".*/\1/p' "$E/ctd/containerd.log" | tail -n 1)
-        kill -0 "$bg" 2>/dev/null || break
-    done
     ctr1=$(wait_running)
+    # The pod: the one containerd created since (its log names it).
+    pod=$(comm -13 <(echo "$before") <(cenv_pod_ids) | head -n 1)
     check "pod: the first container runs (pod ${pod:0:12}, container ${ctr1:-none})" [ -n "$ctr1" ]
     C run --pod "$pod" "$REG/e2e/hello:1" -c 'echo second; exit 4' >"$T/pod2.out" 2>"$T/pod2.err"
     echo $? >"$T/pod2.rc"
@@ -247,6 +250,9 @@ if want pod; then
     check "pod: the second container's exit code (4)" [ "$(rc_of pod2)" = 4 ]
     q=$(cenv_pod_qemus "$pod" | wc -l)
     check "pod: its two containers share one QEMU ($q)" [ "$q" = 1 ]
+    for p in $(cenv_pod_qemus "$pod") $(cenv_shims); do
+        log "pod: RSS of $(tr '\0' ' ' <"/proc/$p/cmdline" | cut -c1-40)... (pid $p): $(awk '/^VmRSS:/ { print $2, $3 }' "/proc/$p/status")"
+    done
     C exec "$ctr1" sh -c 'echo exec-out; echo exec-err >&2; exit 5' >"$T/exec.out" 2>"$T/exec.err"
     echo $? >"$T/exec.rc"
     check "exec into the running container: output" out_is exec exec-out

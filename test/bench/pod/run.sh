@@ -64,7 +64,7 @@ one() { # RUNTIME SOCK N
     fi
     sed -n 's/^cloakctl run: timings: //p' "$err"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 for n in $(seq 1 "$runs"); do
@@ -104,4 +104,4 @@ echo "  (cloakctl: pod ready at ${sum[cloak.pod]} s, container started at ${sum[
 ratio=$(awk -v a="${sum[cloak.first_output]}" -v b="${sum[runc.first_output]}" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "?" }')
 echo
 echo "time to first output, median: cloak ${sum[cloak.first_output]} s, runc ${sum[runc.first_output]} s: ratio cloak/runc $ratio"
-grep -q 'KVM offers no\|TCG' <("$CENV_CLOAKCTL" check 2>/dev/null) && echo "(cloak's VM runs under TCG here: no usable KVM)"
+if grep -q 'TCG only' <("$CENV_CLOAKCTL" check 2>/dev/null); then echo "(cloak's VM runs under TCG here: no usable KVM)"; fi

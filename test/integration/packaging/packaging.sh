@@ -180,10 +180,11 @@ arg_after() { awk -v o="$1" 'prev == o { print; exit } { prev = $0 }' "$T/argv";
 kernel=$(arg_after -kernel) initrd=$(arg_after -initrd)
 log "QEMU argv from $P/bin: -kernel $kernel -initrd $initrd"
 check "guest lookup from <prefix>/bin: QEMU argv built" [ "$rc" -eq 0 ]
+is_path() { [ -n "$1" ] && [ "$(realpath -m "$1")" = "$2" ]; }
 check "guest lookup from <prefix>/bin: -kernel is the installed vmlinuz" \
-    [ -n "$kernel" ] && [ "$(realpath -m "$kernel")" = "$P/share/cloak/guest/vmlinuz" ]
+    is_path "$kernel" "$P/share/cloak/guest/vmlinuz"
 check "guest lookup from <prefix>/bin: -initrd is the installed initrd.img" \
-    [ -n "$initrd" ] && [ "$(realpath -m "$initrd")" = "$P/share/cloak/guest/initrd.img" ]
+    is_path "$initrd" "$P/share/cloak/guest/initrd.img"
 vm_config_ok() { "$P/bin/cloakctl" vm-config --config "$1" --backend qemu >/dev/null; }
 for f in cloak.toml cloak-snp.toml cloak-tdx.toml; do
     check "installed cloakctl vm-config --config $S/cloak/$f" vm_config_ok "$S/cloak/$f"
