@@ -164,7 +164,7 @@ fi
 set +e
 # cloakctl's steps (s since the run began), the shim's log lines, the
 # guest's console (the agent's pull line).
-pod=$(sed -n 's/^cloakctl run: kept new pod \([0-9a-f]*\) .*/\1/p' "$err")
+pod=$(cenv_kept_pod "$err")
 timings=$(sed -n 's/^cloakctl run: timings: //p' "$err")
 tv() { echo "$timings" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 shim() { grep -a 'component=cloak-shim' "$dir/ctd/containerd.log" | sed -n "$1" | tail -n 1; }

@@ -21,7 +21,9 @@
 #                                 what the shims of our pods may have left
 #   cenv_pod_ids                  every pod id this containerd created
 #   cenv_pod_state ID / cenv_pod_qemus ID   a pod's shim state dir / its QEMU pids
-#   oci_new / oci_layer / oci_config / oci_push   images built with umoci, pushed with skopeo
+#   oci_new / oci_layer / oci_config / oci_push / oci_busybox   images built with umoci,
+#                                 pushed with skopeo
+#   cenv_kept_pod FILE            the pod `cloakctl run --keep` kept (its stderr in FILE)
 # CENV_BRIDGE / CENV_SUBNET: the CNI bridge (default cloakenv0, 10.88.80.0/24).
 
 CENV_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -200,6 +202,15 @@ for layer in man["layers"]:
     print(layer["digest"])
 PY
 }
+
+# oci_busybox LAYOUT TAG: a new image TAG of one busybox layer, entrypoint /bin/sh.
+oci_busybox() {
+    oci_new "$1" "$2" && oci_layer "$1" "$2" cenv_busybox_rootfs &&
+        oci_config "$1" "$2" --config.entrypoint /bin/sh --config.env PATH=/bin
+}
+
+# The pod `cloakctl run --keep` kept, from its stderr in FILE.
+cenv_kept_pod() { sed -n 's/^cloakctl run: kept new pod \([0-9a-f]*\) .*/\1/p' "$1"; }
 
 # Root file system helpers for oci_layer.
 cenv_pause_rootfs() { install -m 0755 "$2" "$1/pause"; }

@@ -87,10 +87,7 @@ guest_kver=$(sed -n 's/^# kernel //p' "$BUILD/guest/SHA256SUMS" | head -n 1)
 C() { timeout 600 "$CENV_CLOAKCTL" --address "$CENV_SOCK" "$@"; }
 R() { C run --runtime cloak "$@"; }
 
-busybox_image() { # TAG: busybox, sh the entrypoint
-    oci_new "$I" "$1" && oci_layer "$I" "$1" cenv_busybox_rootfs &&
-        oci_config "$I" "$1" --config.entrypoint /bin/sh --config.env PATH=/bin
-}
+busybox_image() { oci_busybox "$I" "$1"; }
 put_file() { # ROOTFS PATH CONTENT
     mkdir -p "$(dirname "$1/$2")" && printf '%s' "$3" >"$1/$2"
 }
@@ -176,7 +173,7 @@ if want marker; then
     run_case marker --keep "$REG/e2e/marker:1" -c 'sha256sum /marker'
     check "the container reads the marker file (sha256 ${marker_sum:0:12}...)" \
         out_is marker "$marker_sum  /marker"
-    pod=$(sed -n 's/^cloakctl run: kept new pod \([0-9a-f]*\) .*/\1/p' "$T/marker.err")
+    pod=$(cenv_kept_pod "$T/marker.err")
     [ -n "$pod" ] || bad "marker: no pod kept ($(cat "$T/marker.err"))"
     # While the pod lives: containerd's root and state (the container's rootfs mount among
     # them), the snapshotter's root, the shim's state dir.

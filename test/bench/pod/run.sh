@@ -37,9 +37,7 @@ cenv_start "$T/env" "$BUILD" "$src/configs/cloak-dev.toml" || exit 1
 CRI_BRIDGE=cloakbench1 CRI_SUBNET=10.88.84.0/24 \
     bash "$CENV_CRI/containerd.sh" start "$T/runc" "$CENV_REG" || exit 1
 L=$T/images
-oci_new "$L" hello && oci_layer "$L" hello cenv_busybox_rootfs &&
-    oci_config "$L" hello --config.entrypoint /bin/sh --config.env PATH=/bin &&
-    oci_push "$L" hello "$CENV_REG/bench/hello:1" || exit 1
+oci_busybox "$L" hello && oci_push "$L" hello "$CENV_REG/bench/hello:1" || exit 1
 image=$CENV_REG/bench/hello:1
 
 declare -A sum
@@ -56,7 +54,7 @@ one() { # RUNTIME SOCK N
         { echo "bench/pod: $rt run $n failed (exit $rc): $(cat "$err")" >&2; return 1; }
     if [ "$rt" = cloak ]; then
         local pod pull
-        pod=$(sed -n 's/^cloakctl run: kept new pod \([0-9a-f]*\) .*/\1/p' "$err")
+        pod=$(cenv_kept_pod "$err")
         pull=$(tr -d '\r' <"$(cenv_pod_state "$pod")/console.log" |
             sed -n 's/.*bench\/hello.* pulled: .* in \([0-9.]*\) s"\{0,1\}$/\1/p' | tail -n 1)
         echo "${pull:-?}" >>"$T/guest-pull"
